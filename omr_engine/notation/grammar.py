@@ -579,7 +579,7 @@ class Grammar:
         if last == "tuplet":
             return self._limit(k("note", "rest", "grace"), remaining)
         if last in ("mrest", "multirest"):
-            mask = k()
+            mask = k("clef") if voice == 0 and last == "mrest" else k()
         elif in_tuplet:
             mask = more_events.copy()
             if tuplet_state:
@@ -652,3 +652,47 @@ def validate_score(score: Score, grammar: Grammar | None = None) -> list[Diagnos
             d.measure_id = score.measures[d.measure].id
             d.measure_number = score.measures[d.measure].number
     return diagnostics
+
+
+class GrammarClassTable:
+    """A fixed numbering of grammar states for the grammar loss.
+
+    Built once from training sequences (in the main process), then shared with data
+    workers, so every worker gives a position the same class id. Class 0 allows every
+    token: a state never seen while building costs no grammar loss.
+    """
+
+    def __init__(self, grammar: Grammar, signatures: list[tuple]) -> None:
+        self.grammar = grammar
+        self.signatures = signatures
+        self._ids = {sig: i + 1 for i, sig in enumerate(signatures)}
+
+    @classmethod
+    def build(cls, grammar: Grammar, sequences) -> GrammarClassTable:
+        seen: dict[tuple, None] = {}
+        for ids in sequences:
+            state = grammar.start()
+            seen.setdefault(state.signature())
+            for token in ids:
+                state.advance(token)
+                seen.setdefault(state.signature())
+        return cls(grammar, list(seen))
+
+    def __len__(self) -> int:
+        return len(self.signatures) + 1
+
+    def class_ids(self, ids: list[int]) -> np.ndarray:
+        """(len(ids) + 1,) class of the state after BOS and after each token."""
+        state = self.grammar.start()
+        out = np.zeros(len(ids) + 1, dtype=np.int64)
+        out[0] = self._ids.get(state.signature(), 0)
+        for t, token in enumerate(ids, 1):
+            state.advance(token)
+            out[t] = self._ids.get(state.signature(), 0)
+        return out
+
+    def masks(self) -> np.ndarray:
+        """(C, V) bool: row c is the allowed set of class c (row 0 allows everything)."""
+        rows = [np.ones(len(self.grammar.vocab), bool)]
+        rows += [self.grammar.mask_for(sig) for sig in self.signatures]
+        return np.stack(rows)

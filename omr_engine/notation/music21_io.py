@@ -159,6 +159,7 @@ class _MeasureReader:
         group_target = Fraction(0)
         items = list(container.getElementsByClass((note.GeneralNote, clef.Clef)))
         sounding = [e for e in items if isinstance(e, note.GeneralNote)]
+        end = Fraction(0)
         for el in items:
             if isinstance(el, clef.Clef):
                 if first_voice and el.offset > 0:
@@ -170,6 +171,14 @@ class _MeasureReader:
                 continue
             if el.style.hideObjectOnPrint or getattr(el, "isSpacer", False):
                 continue
+            offset = Fraction(el.offset).limit_denominator(10000)
+            if offset < end and not el.duration.isGrace:
+                # Sounds together with what came before: a duplicate rest is dropped,
+                # a note is something one voice cannot say.
+                if not isinstance(el, note.Rest):
+                    self.skip("overlapping notes in one voice")
+                continue
+            end = max(end, offset + Fraction(el.duration.quarterLength).limit_denominator(10000))
             event = self.event(el, len(sounding) == 1)
             if event is None:
                 continue

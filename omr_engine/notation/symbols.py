@@ -96,12 +96,8 @@ def parse_key(text: str) -> int:
 
 def time_length(time: str) -> Fraction:
     """Length of a full measure in quarter notes."""
-    if time == "C":
-        return Fraction(4)
-    if time == "C|":
-        return Fraction(2)
-    num, den = time.split("/")
-    return Fraction(int(num) * 4, int(den))
+    num, den = time_fraction(time)
+    return Fraction(num * 4, den)
 
 
 def time_fraction(time: str) -> tuple[int, int]:

@@ -1,0 +1,225 @@
+"""Greedy and beam-search decoding over any step function (numpy, no torch).
+
+A ``StepDecoder`` holds the per-row decoding state (cross-attention keys/values and the
+KV cache) and runs one step for a batch of rows; ``select`` keeps/reorders rows (finished
+rows are dropped, beams are reordered). The ONNX session implements it; tests also use a
+torch adapter and fakes.
+
+With a grammar (``grammar_factory() -> state`` with ``allowed_mask() -> bool (V,)``,
+``advance(token_id)`` and ``copy()``) forbidden tokens are masked before choosing, so the
+output always follows the grammar. Token confidences are the model's own softmax
+probability of the chosen token *before* masking: a token the grammar forced on an unsure
+model is reported as unsure, which is what a reviewer needs to see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+__all__ = ["Result", "StepDecoder", "GrammarState", "greedy_decode", "beam_decode"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """Recognised tokens of one crop (no BOS/EOS) with per-token confidence in [0, 1]."""
+
+    ids: list[int]
+    token_confidences: list[float]
+    score: float = 0.0  # mean log-probability per token (EOS included) of the chosen path
+    finished: bool = True  # False when max_len was reached before EOS
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class GrammarState(Protocol):
+    def allowed_mask(self) -> np.ndarray: ...
+    def advance(self, token_id: int) -> None: ...
+    def copy(self) -> GrammarState: ...
+
+
+class StepDecoder(Protocol):
+    def step(self, tokens: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """tokens (N,) int64 -> logits (N, V) float32 and the advanced state."""
+        ...
+
+    def select(self, state: Any, rows: np.ndarray) -> Any:
+        """Keep (and reorder/duplicate) rows of the state."""
+        ...
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64, copy=False)
+    m = x.max(-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
+
+
+def _allowed(states: list[GrammarState], vocab_size: int) -> np.ndarray:
+    mask = np.stack([np.asarray(s.allowed_mask(), dtype=bool) for s in states])
+    if mask.shape[1] != vocab_size:
+        raise ValueError(f"grammar mask has {mask.shape[1]} entries, vocabulary has {vocab_size}")
+    return mask
+
+
+def greedy_decode(
+    decoder: StepDecoder,
+    state: Any,
+    n: int,
+    *,
+    bos_id: int,
+    eos_id: int,
+    max_len: int,
+    grammar_factory: Callable[[], GrammarState] | None = None,
+) -> list[Result]:
+    """Batched greedy decoding of ``n`` rows; finished rows leave the batch."""
+    ids: list[list[int]] = [[] for _ in range(n)]
+    confs: list[list[float]] = [[] for _ in range(n)]
+    logps: list[float] = [0.0] * n
+    finished = [False] * n
+    grammars = [grammar_factory() for _ in range(n)] if grammar_factory else None
+    alive = np.arange(n)  # original index of each row still in the batch
+    tokens = np.full(len(alive), bos_id, dtype=np.int64)
+    for _ in range(max_len - 1):
+        logits, state = decoder.step(tokens, state)
+        logp = _log_softmax(logits)  # (N, V), unconstrained
+        scores = logp
+        if grammars is not None:
+            mask = _allowed([grammars[i] for i in alive], logp.shape[1])
+            mask[~mask.any(1), eos_id] = True  # a dead end can only stop
+            scores = np.where(mask, logp, -np.inf)
+        choice = scores.argmax(-1)
+        keep = []
+        for row, i in enumerate(alive):
+            tok = int(choice[row])
+            logps[i] += float(logp[row, tok])
+            if tok == eos_id:
+                finished[i] = True
+                continue
+            ids[i].append(tok)
+            confs[i].append(float(np.exp(logp[row, tok])))
+            if grammars is not None:
+                grammars[i].advance(tok)
+            keep.append(row)
+        if not keep:
+            break
+        if len(keep) < len(alive):
+            rows = np.asarray(keep)
+            state = decoder.select(state, rows)
+            alive = alive[rows]
+            choice = choice[rows]
+        tokens = choice.astype(np.int64)
+    return [
+        Result(ids[i], confs[i], logps[i] / max(len(ids[i]) + finished[i], 1), finished[i])
+        for i in range(n)
+    ]
+
+
+@dataclass
+class _Hyp:
+    ids: list[int]
+    confs: list[float]
+    logp: float
+    grammar: GrammarState | None
+
+
+def beam_decode(
+    decoder: StepDecoder,
+    state: Any,
+    n: int,
+    *,
+    beam: int,
+    bos_id: int,
+    eos_id: int,
+    max_len: int,
+    grammar_factory: Callable[[], GrammarState] | None = None,
+    length_penalty: float = 1.0,
+) -> list[Result]:
+    """Beam search for ``n`` crops at once (rows = crops x beams).
+
+    Hypotheses are ranked by log-probability / length**length_penalty (length counts EOS).
+    A crop stops when it has ``beam`` finished hypotheses or none of its live ones can still
+    beat the best finished one.
+    """
+    k = beam
+    state = decoder.select(state, np.repeat(np.arange(n), k))
+    hyps: list[list[_Hyp]] = [
+        [
+            _Hyp([], [], 0.0 if j == 0 else -np.inf, grammar_factory() if grammar_factory else None)
+            for j in range(k)
+        ]
+        for _ in range(n)
+    ]
+    done: list[list[tuple[float, _Hyp]]] = [[] for _ in range(n)]
+    active = list(range(n))  # crops still searching; their beams are the rows, in order
+    tokens = np.full(n * k, bos_id, dtype=np.int64)
+
+    def norm(logp: float, length: int) -> float:
+        return logp / max(length, 1) ** length_penalty
+
+    for _ in range(max_len - 1):
+        logits, state = decoder.step(tokens, state)
+        logp = _log_softmax(logits).reshape(len(active), k, -1)  # (A, K, V)
+        v = logp.shape[-1]
+        scores = logp
+        if grammar_factory is not None:
+            mask = _allowed([h.grammar for c in active for h in hyps[c]], v).reshape(
+                len(active), k, v
+            )
+            dead = ~mask.any(-1)
+            mask[dead, eos_id] = True
+            scores = np.where(mask, logp, -np.inf)
+        base = np.array([[h.logp for h in hyps[c]] for c in active])  # (A, K)
+        total = (base[:, :, None] + scores).reshape(len(active), -1)  # (A, K*V)
+        next_rows, next_tokens, still = [], [], []
+        for a, c in enumerate(active):
+            order = np.argsort(-total[a], kind="stable")[: 2 * k]
+            new: list[_Hyp] = []
+            src_rows: list[int] = []
+            for flat in order:
+                s = float(total[a, flat])
+                if s == -np.inf:
+                    break
+                j, tok = divmod(int(flat), v)
+                h = hyps[c][j]
+                p = float(logp[a, j, tok])
+                if tok == eos_id:
+                    done[c].append((norm(s, len(h.ids) + 1), _Hyp(h.ids, h.confs, s, None)))
+                    continue
+                g = None
+                if h.grammar is not None:
+                    g = h.grammar.copy()
+                    g.advance(tok)
+                new.append(_Hyp([*h.ids, tok], [*h.confs, float(np.exp(p))], s, g))
+                src_rows.append(a * k + j)
+                if len(new) == k:
+                    break
+            # a live hypothesis can at best keep its log-probability and grow to max_len
+            best_done = max((d[0] for d in done[c]), default=-np.inf)
+            best_live = max((norm(h.logp, max_len) for h in new), default=-np.inf)
+            if not new or len(done[c]) >= k or best_done >= best_live:
+                continue  # this crop is finished
+            while len(new) < k:  # pad with dead beams
+                new.append(_Hyp([], [], -np.inf, new[0].grammar))  # never advanced
+                src_rows.append(src_rows[0])
+            hyps[c] = new
+            still.append(c)
+            next_rows.extend(src_rows)
+            next_tokens.extend(h.ids[-1] if h.ids else eos_id for h in new)
+        if not still:
+            active = []
+            break
+        state = decoder.select(state, np.asarray(next_rows))
+        tokens = np.asarray(next_tokens, dtype=np.int64)
+        active = still
+
+    results = []
+    for c in range(n):
+        if done[c]:
+            score, h = max(done[c], key=lambda d: d[0])
+            results.append(Result(h.ids, h.confs, score, True))
+        else:  # max_len reached: best live hypothesis
+            h = max(hyps[c], key=lambda h: norm(h.logp, len(h.ids)))
+            results.append(Result(h.ids, h.confs, norm(h.logp, len(h.ids)), False))
+    return results

@@ -1,0 +1,247 @@
+"""Run an exported model directory with onnxruntime (no torch).
+
+    recognizer = Recognizer("resources/models/small")          # device="auto"|"cpu"|"cuda"
+    results = recognizer.recognize(crops, grammar_factory=grammar.start, beam=1)
+    results[0].ids, results[0].token_confidences
+
+The directory is what ``omr_engine.model.export.export_model`` writes: ``encoder.onnx``,
+``decoder.onnx``, ``config.json`` (model + preprocessing + runtime) and ``vocab.json``.
+Crops are preprocessed with ``omr_engine.inference.preprocess`` from the saved settings,
+sorted by width and batched (less padding), and decoded greedily or with beam search.
+Cross-attention keys/values and the KV cache stay on the execution device between steps
+(IO binding); only token ids and logits cross to the host.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from omr_engine.inference.contract import CONFIG_FILE, FORMAT_VERSION, VOCAB_FILE, io_names
+from omr_engine.inference.decoding import GrammarState, Result, beam_decode, greedy_decode
+from omr_engine.inference.preprocess import PreprocessConfig, preprocess_batch
+
+__all__ = ["Recognizer", "Result", "ModelLoadError", "ProviderError", "select_providers"]
+
+
+class ModelLoadError(RuntimeError):
+    """The model directory is missing, incomplete or of an unknown format."""
+
+
+class ProviderError(RuntimeError):
+    """The requested execution device is not usable."""
+
+
+def _cuda_device_count() -> int:
+    """GPUs the CUDA driver sees (0 without a driver), asked without torch."""
+    names = ["nvcuda.dll"] if sys.platform == "win32" else ["libcuda.so.1", "libcuda.so"]
+    for name in names:
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        count = ctypes.c_int(0)
+        if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+        return count.value
+    return 0
+
+
+def select_providers(device: str = "auto") -> list[str]:
+    """Providers to ask onnxruntime for: CUDA first when requested or when a GPU is present
+    (``auto``), CPU last. ``auto`` does not try CUDA on a machine without a GPU, which
+    onnxruntime-gpu would otherwise report as an error before falling back."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    has_cuda_ep = "CUDAExecutionProvider" in ort.get_available_providers()
+    if device == "cuda":
+        if not has_cuda_ep:
+            raise ProviderError(
+                "this onnxruntime build has no CUDA support (install onnxruntime-gpu)"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if has_cuda_ep and _cuda_device_count() > 0:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+@dataclass(frozen=True)
+class _Runtime:
+    """The ``runtime`` section of config.json."""
+
+    encoder: str
+    decoder: str
+    precision: str
+    vocab_size: int
+    pad_id: int
+    bos_id: int
+    eos_id: int
+    max_len: int
+    dec_layers: int
+    dec_heads: int
+    dec_head_dim: int
+
+
+@dataclass
+class _State:
+    """Per-row decoding state; every tensor has the batch as its first axis."""
+
+    cross: list[ort.OrtValue]  # per layer k, v: (N, h, S, hd)
+    memory_valid: ort.OrtValue  # (N, S)
+    past: list[ort.OrtValue]  # per layer k, v: (N, h, P, hd)
+
+
+class _OrtStepDecoder:
+    """``StepDecoder`` over the decoder session; tensors stay on ``device_type``."""
+
+    def __init__(self, session: ort.InferenceSession, device_type: str, layers: int) -> None:
+        self.session = session
+        self.device = device_type
+        self.names = io_names(layers)
+
+    def put(self, array: np.ndarray) -> ort.OrtValue:
+        return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), self.device, 0)
+
+    def step(self, tokens: np.ndarray, state: _State) -> tuple[np.ndarray, _State]:
+        io = self.session.io_binding()
+        io.bind_cpu_input("tokens", np.ascontiguousarray(tokens.reshape(-1, 1), dtype=np.int64))
+        io.bind_ortvalue_input("memory_valid", state.memory_valid)
+        for name, value in zip(self.names["cross"], state.cross, strict=True):
+            io.bind_ortvalue_input(name, value)
+        for name, value in zip(self.names["past"], state.past, strict=True):
+            io.bind_ortvalue_input(name, value)
+        io.bind_output("logits", "cpu")
+        for name in self.names["present"]:
+            io.bind_output(name, self.device, 0)
+        self.session.run_with_iobinding(io)
+        logits, *present = io.get_outputs()
+        return logits.numpy()[:, -1], _State(state.cross, state.memory_valid, present)
+
+    def select(self, state: _State, rows: np.ndarray) -> _State:
+        # A gather on the host: on CUDA this copies the caches once per reorder (beam search,
+        # or when rows finish), not once per step.
+        def take(v: ort.OrtValue) -> ort.OrtValue:
+            return self.put(v.numpy()[rows])
+
+        return _State(
+            [take(v) for v in state.cross], take(state.memory_valid), [take(v) for v in state.past]
+        )
+
+
+class Recognizer:
+    """Loads a model directory once; ``recognize`` turns crops into token ids."""
+
+    def __init__(
+        self, model_dir: str | Path, device: str = "auto", num_threads: int | None = None
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        config_path = self.model_dir / CONFIG_FILE
+        if not config_path.is_file():
+            raise ModelLoadError(f"{self.model_dir} is not a model directory (no config.json)")
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+            if config.get("format_version") != FORMAT_VERSION:
+                raise ModelLoadError(
+                    f"model format {config.get('format_version')} is not the one this program "
+                    f"reads ({FORMAT_VERSION}); use a model exported for this version"
+                )
+            self.config: dict[str, Any] = config
+            self.preprocess = PreprocessConfig.from_dict(config["model"]["preprocess"])
+            known = _Runtime.__dataclass_fields__
+            self.runtime = _Runtime(**{k: v for k, v in config["runtime"].items() if k in known})
+        except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+            if isinstance(exc, ModelLoadError):
+                raise
+            raise ModelLoadError(f"{config_path} is not a valid model config: {exc}") from exc
+        for name in (self.runtime.encoder, self.runtime.decoder):
+            if not (self.model_dir / name).is_file():
+                raise ModelLoadError(f"{self.model_dir} lacks {name}")
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # a missing CUDA library is reported by us, not ORT's log
+        if num_threads:
+            opts.intra_op_num_threads = num_threads
+            opts.inter_op_num_threads = 1
+        providers = select_providers(device)
+        self.encoder = ort.InferenceSession(
+            str(self.model_dir / self.runtime.encoder), opts, providers=providers
+        )
+        using_cuda = self.encoder.get_providers()[0] == "CUDAExecutionProvider"
+        if device == "cuda" and not using_cuda:
+            raise ProviderError("CUDA was requested but onnxruntime could not use the GPU")
+        if not using_cuda:
+            providers = ["CPUExecutionProvider"]
+        self.decoder = ort.InferenceSession(
+            str(self.model_dir / self.runtime.decoder), opts, providers=providers
+        )
+        self.device = "cuda" if using_cuda else "cpu"
+        self._step = _OrtStepDecoder(self.decoder, self.device, self.runtime.dec_layers)
+
+    @property
+    def providers(self) -> list[str]:
+        return self.encoder.get_providers()
+
+    def vocab_path(self) -> Path:
+        return self.model_dir / VOCAB_FILE
+
+    def _encode(self, images: Sequence[np.ndarray]) -> _State:
+        pixels, widths = preprocess_batch(images, self.preprocess)
+        io = self.encoder.io_binding()
+        io.bind_cpu_input("pixels", pixels)
+        io.bind_cpu_input("widths", widths)
+        names = self._step.names
+        for name in names["cross"]:
+            io.bind_output(name, self.device, 0)
+        io.bind_output("memory_valid", self.device, 0)
+        self.encoder.run_with_iobinding(io)
+        *cross, memory_valid = io.get_outputs()
+        rt = self.runtime
+        empty = np.zeros((len(images), rt.dec_heads, 0, rt.dec_head_dim), np.float32)
+        past = [self._step.put(empty) for _ in names["past"]]
+        return _State(cross, memory_valid, past)
+
+    def recognize(
+        self,
+        images: Sequence[np.ndarray],
+        grammar_factory: Callable[[], GrammarState] | None = None,
+        beam: int = 1,
+        max_len: int | None = None,
+        batch_size: int = 8,
+    ) -> list[Result]:
+        """Recognise crops (uint8 grayscale, dark ink on white), one ``Result`` per crop.
+
+        ``grammar_factory`` (e.g. ``grammar.start``) constrains decoding; ``beam`` > 1 uses
+        beam search; ``max_len`` caps the tokens per crop, BOS included (at most the
+        model's ``max_len``).
+        """
+        if beam < 1:
+            raise ValueError("beam must be >= 1")
+        limit = min(max_len or self.runtime.max_len, self.runtime.max_len)
+        order = sorted(range(len(images)), key=lambda i: images[i].shape[1] / images[i].shape[0])
+        results: list[Result | None] = [None] * len(images)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            state = self._encode([images[i] for i in chunk])
+            common = dict(
+                bos_id=self.runtime.bos_id,
+                eos_id=self.runtime.eos_id,
+                max_len=limit,
+                grammar_factory=grammar_factory,
+            )
+            if beam == 1:
+                out = greedy_decode(self._step, state, len(chunk), **common)
+            else:
+                out = beam_decode(self._step, state, len(chunk), beam=beam, **common)
+            for i, r in zip(chunk, out, strict=True):
+                results[i] = r
+        return results  # type: ignore[return-value]

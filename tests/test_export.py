@@ -1,0 +1,189 @@
+"""ONNX export: onnxruntime reproduces torch; the runtime package never imports torch.
+
+Real-data parity: set ``OMR_PARITY_CHECKPOINT`` (a training checkpoint) and
+``OMR_PARITY_IMAGES`` (a folder of crop PNGs); the test then compares the first 20 crops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from omr_engine.inference.preprocess import preprocess_batch  # noqa: E402
+from omr_engine.inference.session import (  # noqa: E402
+    ModelLoadError,
+    Recognizer,
+    select_providers,
+)
+from omr_engine.model.config import ModelConfig  # noqa: E402
+from omr_engine.model.export import export_model  # noqa: E402
+from omr_engine.model.network import OMRModel  # noqa: E402
+from omr_engine.model.toy import BlocksDataset, ToyGrammar, ToyVocab  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def random_crops(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    crops = []
+    for _ in range(n):
+        h = int(rng.integers(24, 80))
+        w = int(rng.integers(h, 8 * h))
+        img = np.full((h, w), 255, np.uint8)
+        for _ in range(int(rng.integers(1, 12))):  # dark strokes
+            y, x = int(rng.integers(0, h - 3)), int(rng.integers(0, w - 3))
+            img[y : y + int(rng.integers(2, 10)), x : x + int(rng.integers(2, 10))] = rng.integers(
+                0, 90
+            )
+        crops.append(img)
+    return crops
+
+
+def torch_tokens(
+    model: OMRModel, crops: list[np.ndarray], max_len: int | None = None
+) -> list[list[int]]:
+    pixels, widths = preprocess_batch(crops, model.cfg.preprocess)
+    return model.generate(torch.from_numpy(pixels), torch.from_numpy(widths), max_len=max_len)
+
+
+def assert_same_tokens(model: OMRModel, model_dir: Path, crops: list[np.ndarray]) -> None:
+    """Greedy tokens from onnxruntime (batched and one by one) equal torch's."""
+    rec = Recognizer(model_dir, device="cpu")
+    expected = [torch_tokens(model, [c])[0] for c in crops]
+    assert [r.ids for r in rec.recognize(crops, batch_size=4)] == expected
+    assert [rec.recognize([c])[0].ids for c in crops[:3]] == expected[:3]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    vocab = ToyVocab()
+    model = OMRModel(ModelConfig.preset("tiny").with_vocab(vocab), vocab.factors()).eval()
+    vocab_file = tmp_path_factory.mktemp("v") / "vocab.json"
+    vocab_file.write_text('{"tokens": []}')
+    out = export_model(model, tmp_path_factory.mktemp("m") / "model", vocab_path=vocab_file)
+    return model, out
+
+
+def test_model_directory_contents(exported):
+    model, out = exported
+    assert {p.name for p in out.iterdir()} == {
+        "encoder.onnx",
+        "decoder.onnx",
+        "config.json",
+        "vocab.json",
+    }
+    config = json.loads((out / "config.json").read_text())
+    assert ModelConfig.from_dict(config["model"]) == model.cfg
+    assert config["runtime"]["precision"] == "fp32"
+    rec = Recognizer(out, device="cpu")
+    assert rec.preprocess == model.cfg.preprocess  # preprocessing travels with the weights
+    assert rec.providers == ["CPUExecutionProvider"]
+
+
+def test_onnxruntime_matches_torch_on_random_crops(exported):
+    model, out = exported
+    crops = random_crops(8)
+    assert_same_tokens(model, out, crops)
+    # logits, not only argmax: one step from BOS
+    rec = Recognizer(out, device="cpu")
+    pixels, widths = preprocess_batch(crops[:2], model.cfg.preprocess)
+    state = rec._encode(crops[:2])
+    logits, _ = rec._step.step(np.array([1, 1]), state)
+    with torch.no_grad():
+        cross, valid = model.encode(torch.from_numpy(pixels), torch.from_numpy(widths))
+        ref = model.decoder(torch.ones(2, 1, dtype=torch.long), cross, valid)[0][:, -1]
+    np.testing.assert_allclose(logits, ref.numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_onnxruntime_matches_torch_on_a_trained_model(tmp_path):
+    from omr_engine.model.train import model_from_checkpoint, train
+
+    data = BlocksDataset(64)
+    result = train(
+        ModelConfig.preset("tiny"),
+        data,
+        None,
+        tmp_path / "run",
+        vocab=ToyVocab(),
+        device="cpu",
+        steps=40,
+        batch_size=16,
+        lr=3e-3,
+        warmup_steps=5,
+    )
+    model = model_from_checkpoint(result.last_checkpoint).eval()
+    out = export_model(result.last_checkpoint, tmp_path / "model")
+    assert_same_tokens(model, out, [data[i][0] for i in range(12)])
+
+
+@pytest.mark.parametrize("beam", [1, 2])
+def test_grammar_constrained_recognition(exported, beam):
+    _, out = exported
+    rec = Recognizer(out, device="cpu")
+    results = rec.recognize(
+        random_crops(5), grammar_factory=ToyGrammar.factory(99), beam=beam, max_len=16
+    )
+    for r in results:
+        g = ToyGrammar(99)
+        for t in r.ids:
+            g.advance(t)  # raises on a forbidden token
+        assert len(r.token_confidences) == len(r.ids)
+
+
+def test_int8_export_runs_and_stays_close(exported, tmp_path):
+    model, _ = exported
+    out = export_model(model, tmp_path / "int8", quantize=True)
+    config = json.loads((out / "config.json").read_text())
+    assert config["runtime"]["precision"] == "int8"
+    results = Recognizer(out, device="cpu").recognize(random_crops(4), max_len=12)
+    assert all(len(r.ids) <= 11 and all(0 <= i < 99 for i in r.ids) for r in results)
+
+
+@pytest.mark.skipif(
+    not (os.environ.get("OMR_PARITY_CHECKPOINT") and os.environ.get("OMR_PARITY_IMAGES")),
+    reason="set OMR_PARITY_CHECKPOINT and OMR_PARITY_IMAGES to check a real model",
+)
+def test_onnxruntime_matches_torch_on_real_crops(tmp_path):
+    import cv2
+
+    from omr_engine.model.train import model_from_checkpoint
+
+    checkpoint = os.environ["OMR_PARITY_CHECKPOINT"]
+    paths = sorted(Path(os.environ["OMR_PARITY_IMAGES"]).glob("*.png"))[:20]
+    crops = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths]
+    model = model_from_checkpoint(checkpoint).eval()
+    out = export_model(checkpoint, tmp_path / "model")
+    assert_same_tokens(model, out, crops)
+
+
+def test_runtime_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "import omr_engine.inference, omr_engine.inference.session\n"
+        "import omr_engine.inference.decoding, omr_engine.inference.preprocess\n"
+        "import omr_engine.model.config, omr_engine.model.metrics\n"
+        "assert 'torch' not in sys.modules, 'the runtime imported torch'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bad_model_directory_and_device(tmp_path):
+    with pytest.raises(ModelLoadError):
+        Recognizer(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelLoadError):
+        Recognizer(tmp_path)
+    with pytest.raises(ValueError):
+        select_providers("tpu")
+    assert select_providers("cpu") == ["CPUExecutionProvider"]
+    assert select_providers("auto")[-1] == "CPUExecutionProvider"

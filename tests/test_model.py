@@ -1,0 +1,372 @@
+"""Model, loss and training loop on the tiny preset with a 99-token toy vocabulary."""
+
+from __future__ import annotations
+
+import csv
+import random
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from omr_engine.model.config import PRESETS, ModelConfig  # noqa: E402
+from omr_engine.model.data import Collate, StepBatchSampler  # noqa: E402
+from omr_engine.model.loss import compute_loss, grammar_loss  # noqa: E402
+from omr_engine.model.metrics import edit_distance, symbol_error_rate  # noqa: E402
+from omr_engine.model.network import OMRModel  # noqa: E402
+from omr_engine.model.toy import BlocksDataset, ToyGrammar, ToyVocab  # noqa: E402
+from omr_engine.model.train import (  # noqa: E402
+    compute_ser,
+    load_checkpoint,
+    model_from_checkpoint,
+    train,
+)
+
+torch.set_num_threads(1)
+
+
+def tiny_model(seed: int = 0, **overrides) -> OMRModel:
+    torch.manual_seed(seed)
+    vocab = ToyVocab()
+    cfg = ModelConfig.preset("tiny", **overrides).with_vocab(vocab)
+    return OMRModel(cfg, vocab.factors()).eval()
+
+
+def random_batch(cfg: ModelConfig, b: int = 3, t: int = 7, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    w = cfg.preprocess.width_multiple * 3
+    pixels = torch.rand(b, 1, cfg.preprocess.height, w, generator=g)
+    widths = torch.tensor([w, w - 40, 21][:b])
+    tokens = torch.randint(4, cfg.vocab_size, (b, t), generator=g)
+    tokens[:, 0] = cfg.bos_id
+    return pixels, widths, tokens
+
+
+# ---- config ------------------------------------------------------------------------------
+
+
+def test_config_json_roundtrip(tmp_path):
+    for cfg in PRESETS.values():
+        path = tmp_path / f"{cfg.name}.json"
+        cfg.save(path)
+        assert ModelConfig.load(path) == cfg
+    with pytest.raises(KeyError):
+        ModelConfig.preset("huge")
+    with pytest.raises(ValueError):
+        ModelConfig.preset("tiny", window=5)
+
+
+@pytest.mark.parametrize(("name", "low", "high"), [("small", 2e6, 5.5e6), ("base", 20e6, 40e6)])
+def test_preset_sizes(name, low, high):
+    cfg = ModelConfig.preset(name, vocab_size=7800, factor_sizes=(16, 80, 24))
+    with torch.device("meta"):
+        n = OMRModel(cfg).num_params()
+    assert low < n < high
+
+
+# ---- network -----------------------------------------------------------------------------
+
+
+def test_forward_shapes():
+    model = tiny_model()
+    cfg = model.cfg
+    pixels, widths, tokens = random_batch(cfg)
+    out = model(pixels, widths, tokens)
+    assert out.logits.shape == (3, 7, cfg.vocab_size)
+    assert out.balance.ndim == 0 and out.balance.item() >= 0.99  # 1.0 = perfectly balanced
+    c = pixels.shape[-1] // 8
+    assert out.ctc_logits.shape == (3, c, cfg.vocab_size + 1)
+    assert out.ctc_lengths.tolist() == [c, -(-(widths[1].item()) // 8), -(-21 // 8)]
+    cross, valid = model.encode(pixels, widths)
+    s = cfg.patch_rows * c
+    assert len(cross) == cfg.dec_layers
+    h, hd = cfg.dec_heads, cfg.dec_head_dim
+    assert all(k.shape == (3, h, hd, s) and v.shape == (3, h, s, hd) for k, v in cross)
+    assert valid.shape == (3, s)
+    with pytest.raises(ValueError, match="expected pixels"):
+        model(pixels[:, :, :16], widths, tokens)
+
+
+def test_cached_decoding_equals_full_recomputation():
+    model = tiny_model()
+    pixels, widths, tokens = random_batch(model.cfg)
+    with torch.no_grad():
+        full = model(pixels, widths, tokens).logits
+        cross, valid = model.encode(pixels, widths)
+        past = model.empty_cache(3, pixels)
+        steps = []
+        for t in range(tokens.shape[1]):
+            logits, past, _ = model.decoder(tokens[:, t : t + 1], cross, valid, past)
+            steps.append(logits)
+        # and a two-token chunk after a cached prefix of three
+        past3 = model.decoder(tokens[:, :3], cross, valid, model.empty_cache(3, pixels))[1]
+        chunk = model.decoder(tokens[:, 3:5], cross, valid, past3)[0]
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(chunk, full[:, 3:5], atol=1e-5, rtol=1e-5)
+
+
+def test_padding_does_not_change_a_crop():
+    """A crop alone and the same crop padded in a wider batch give the same memory."""
+    model = tiny_model()
+    cfg = model.cfg
+    pixels, _, _ = random_batch(cfg)
+    w = 2 * cfg.preprocess.width_multiple
+    crop = pixels[:1, :, :, :w].clone()
+    crop[..., 50:] = 0.0  # true width 50, then paper
+    wide = torch.cat([crop, torch.zeros(1, 1, cfg.preprocess.height, w)], dim=-1)
+    other = torch.rand(1, 1, cfg.preprocess.height, 2 * w)
+    wide = torch.cat([wide, other], dim=0)  # batched with a wider crop
+    with torch.no_grad():
+        m1, v1 = model.forward_features(crop, torch.tensor([50]))
+        m2, v2 = model.forward_features(wide, torch.tensor([50, 2 * w]))
+    r = cfg.patch_rows
+    a = m1.view(1, r, -1, cfg.d_model)
+    b = m2[:1].view(1, r, -1, cfg.d_model)[:, :, : a.shape[2]]
+    valid = v1.view(1, r, -1)[0, 0].bool()
+    torch.testing.assert_close(a[:, :, valid], b[:, :, valid], atol=1e-5, rtol=1e-4)
+    assert int(v2[0].sum()) == int(v1[0].sum())
+
+
+def test_generate_stops_at_eos_and_respects_max_len():
+    model = tiny_model()
+    pixels, widths, _ = random_batch(model.cfg)
+    out = model.generate(pixels, widths, max_len=6)
+    assert len(out) == 3 and all(len(o) <= 5 for o in out)
+    assert all(model.cfg.eos_id not in o for o in out)
+
+
+# ---- loss --------------------------------------------------------------------------------
+
+
+def test_grammar_loss_forms():
+    logits = torch.zeros(1, 2, 4)
+    allowed = torch.tensor([[[True, True, False, False], [True, False, False, False]]])
+    valid = torch.tensor([[True, True]])
+    mass = grammar_loss(logits, allowed, valid, "mass")
+    nll = grammar_loss(logits, allowed, valid, "nll")
+    assert mass.item() == pytest.approx((0.5 + 0.75) / 2)
+    assert nll.item() == pytest.approx((np.log(2) + np.log(4)) / 2, rel=1e-5)
+    with pytest.raises(ValueError):
+        grammar_loss(logits, allowed, valid, "other")
+
+
+def _grammar_classes(batch_tokens: torch.Tensor, vocab_size: int):
+    """Class per position = ToyGrammar state after the prefix; masks indexed by class."""
+    masks, index, class_ids = [], {}, torch.zeros_like(batch_tokens)
+    for i, row in enumerate(batch_tokens.tolist()):
+        g = ToyGrammar(vocab_size)
+        for t, tok in enumerate(row):
+            if t > 0:
+                g.last, g.length = tok, g.length + 1  # follow the data, legal or not
+            key = (g.last % 2 if g.last >= 4 else -1, g.length > 0)
+            if key not in index:
+                index[key] = len(masks)
+                masks.append(g.allowed_mask())
+            class_ids[i, t] = index[key]
+    return class_ids, torch.as_tensor(np.stack(masks))
+
+
+def test_grammar_loss_reduces_forbidden_mass():
+    model = tiny_model()
+    model.train()
+    cfg = model.cfg
+    pixels, widths, tokens = random_batch(cfg, t=9)
+    targets = torch.cat([tokens[:, 1:], torch.full((3, 1), cfg.eos_id)], 1)
+    class_ids, masks = _grammar_classes(tokens, cfg.vocab_size)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def forbidden_mass() -> float:
+        with torch.no_grad():
+            logits = model(pixels, widths, tokens).logits
+        return grammar_loss(logits, masks[class_ids], targets != 0, "mass").item()
+
+    before = forbidden_mass()
+    out = model(pixels, widths, tokens)
+    full = compute_loss(
+        out.logits,
+        targets,
+        out.balance,
+        cfg.pad_id,
+        class_ids=class_ids,
+        class_masks=masks,
+        grammar_weight=0.5,
+    )
+    assert full.grammar.item() > 0
+    assert full.total.item() == pytest.approx(
+        (full.ce + 0.01 * full.balance + 0.5 * full.grammar).item(), rel=1e-5
+    )
+    for _ in range(25):
+        logits = model(pixels, widths, tokens).logits
+        loss = grammar_loss(logits, masks[class_ids], targets != cfg.pad_id, "nll")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert forbidden_mass() < 0.5 * before
+
+
+def test_ctc_term_is_finite_and_reported():
+    model = tiny_model()
+    cfg = model.cfg
+    ds = BlocksDataset(4)
+    batch = Collate(cfg)([ds[i] for i in range(4)])
+    out = model(batch.pixels, batch.widths, batch.tokens)
+    loss = compute_loss(
+        out.logits,
+        batch.targets,
+        out.balance,
+        cfg.pad_id,
+        ctc_logits=out.ctc_logits,
+        ctc_lengths=out.ctc_lengths,
+        ctc_weight=0.3,
+        eos_id=cfg.eos_id,
+    )
+    assert torch.isfinite(loss.total) and loss.ctc.item() > 0
+
+
+# ---- data and metrics --------------------------------------------------------------------
+
+
+def test_collate_pads_and_aligns_targets():
+    cfg = ModelConfig.preset("tiny")
+    img = np.full((64, 100), 255, np.uint8)
+    batch = Collate(cfg)([(img, [5, 6, 7]), (img[:, :40], [9])])
+    assert batch.pixels.shape == (2, 1, 32, 64)
+    assert batch.widths.tolist() == [50, 20]
+    assert batch.tokens.tolist() == [[1, 5, 6, 7], [1, 9, 0, 0]]
+    assert batch.targets.tolist() == [[5, 6, 7, 2], [9, 2, 0, 0]]
+
+
+def test_step_sampler_is_a_function_of_step():
+    a = StepBatchSampler(10, 4, seed=3)
+    b = StepBatchSampler(10, 4, seed=3, start_step=5)
+    ia, ib = iter(a), iter(b)
+    first = [next(ia) for _ in range(8)]
+    assert [next(ib) for _ in range(3)] == first[5:8]
+    assert sorted(first[0] + first[1] + first[2][:2]) == list(range(10))  # one epoch
+
+
+def test_edit_distance_matches_reference():
+    def ref(a, b):
+        d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+        for i in range(1, len(a) + 1):
+            for j in range(1, len(b) + 1):
+                d[i][j] = min(
+                    d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])
+                )
+        return d[-1][-1]
+
+    rng = random.Random(0)
+    for _ in range(300):
+        a = [rng.randint(0, 3) for _ in range(rng.randint(0, 8))]
+        b = [rng.randint(0, 3) for _ in range(rng.randint(0, 8))]
+        assert edit_distance(a, b) == ref(a, b)
+    assert symbol_error_rate([([1, 2], [1, 2, 3]), ([], [4])]) == pytest.approx(2 / 4)
+
+
+# ---- training loop -----------------------------------------------------------------------
+
+FAST = dict(device="cpu", batch_size=8, lr=3e-3, warmup_steps=2, eval_samples=8, log_every=1)
+
+
+def test_resume_continues_exactly(tmp_path):
+    data = BlocksDataset(32)
+    vocab = ToyVocab()
+    cfg = ModelConfig.preset("tiny")
+    straight = train(
+        cfg,
+        data,
+        None,
+        tmp_path / "a",
+        vocab=vocab,
+        steps=6,
+        eval_every=3,
+        checkpoint_every=3,
+        **FAST,
+    )
+    # the same run, stopped by the callback after step 3 and resumed
+    r1 = train(
+        cfg,
+        data,
+        None,
+        tmp_path / "b",
+        vocab=vocab,
+        steps=6,
+        eval_every=3,
+        checkpoint_every=3,
+        callback=lambda p: p.step >= 3,
+        **FAST,
+    )
+    assert r1.step == 3
+    r2 = train(
+        cfg,
+        data,
+        None,
+        tmp_path / "b",
+        vocab=vocab,
+        steps=6,
+        eval_every=3,
+        checkpoint_every=3,
+        **FAST,
+    )
+    assert r2.step == 6 and straight.step == 6
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert b["step"] == 6
+    for k, v in a["model"].items():
+        torch.testing.assert_close(b["model"][k], v, atol=1e-6, rtol=1e-5, msg=k)
+    steps = [int(row["step"]) for row in csv.DictReader((tmp_path / "b" / "log.csv").open())]
+    assert steps == [3, 6]
+
+
+def test_init_from_and_curriculum(tmp_path):
+    data = BlocksDataset(16)
+
+    class WithCurriculum(BlocksDataset):
+        seen: list = []
+
+        def set_curriculum(self, strength: float) -> None:
+            WithCurriculum.seen.append(strength)
+
+    cur = WithCurriculum(16)
+    cfg = ModelConfig.preset("tiny")
+    train(cfg, data, None, tmp_path / "a", vocab=ToyVocab(), steps=2, eval_every=10, **FAST)
+    r = train(
+        cfg,
+        cur,
+        data,
+        tmp_path / "b",
+        vocab=ToyVocab(),
+        steps=3,
+        eval_every=3,
+        init_from=tmp_path / "a" / "last.pt",
+        curriculum=lambda s: {"strength": s / 10},
+        **FAST,
+    )
+    assert r.step == 3 and r.best_val_ser is not None
+    assert WithCurriculum.seen[:3] == [0.0, 0.1, 0.2]
+
+
+@pytest.mark.slow
+def test_tiny_model_learns_the_toy_task(tmp_path):
+    """The whole loop works: loss falls and greedy decoding reads the blocks."""
+    train_ds, val_ds = BlocksDataset(512, seed=0), BlocksDataset(64, seed=1)
+    result = train(
+        ModelConfig.preset("tiny"),
+        train_ds,
+        val_ds,
+        tmp_path,
+        vocab=ToyVocab(),
+        device="cpu",
+        steps=300,
+        batch_size=16,
+        lr=3e-3,
+        warmup_steps=30,
+        eval_every=150,
+        eval_samples=64,
+        checkpoint_every=150,
+    )
+    rows = list(csv.DictReader(result.log_path.open()))
+    assert float(rows[-1]["ce"]) < 0.3 * float(rows[0]["ce"])
+    assert result.best_val_ser is not None and result.best_val_ser < 0.1
+    model = model_from_checkpoint(result.last_checkpoint)
+    assert compute_ser(model, val_ds, max_samples=32) < 0.15

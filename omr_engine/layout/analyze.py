@@ -1,0 +1,120 @@
+"""``analyze_page``: a grayscale page in, its staves, systems and measures out."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .ink import binarize, estimate_staff_metrics
+from .skew import estimate_skew, rotate
+from .staves import find_staves, line_mask
+from .structures import Box, NoStavesError, PageLayout, Staff, System
+from .systems import build_system, group_staves
+
+__all__ = ["analyze_page", "page_has_staves"]
+
+_MIN_SKEW = 0.02  # degrees; below this a line drifts under a pixel across an A4 page
+_WORK_SPACE = 18.0  # pixels: pages with a larger staff space are analysed reduced
+
+
+def analyze_page(image: np.ndarray) -> PageLayout:
+    """Finds the page's skew, staves, systems, barlines and measure boxes.
+
+    ``image`` is grayscale uint8 (H, W), dark ink on light paper, at any resolution where
+    a staff space is 4 pixels or more (about 60 dpi and up). Coordinates in the result are
+    in the deskewed page (see :class:`PageLayout`).
+
+    Raises NoStavesError when the page holds no staff, ValueError for an image that is not
+    2-D uint8.
+    """
+    image = _check_image(image)
+    ink, threshold = binarize(image)
+    metrics = estimate_staff_metrics(ink)
+    if metrics is None:
+        raise NoStavesError("the page is blank")
+    # Fine scans are analysed at a reduced size (a staff space of 14-27 pixels is plenty);
+    # the result is scaled back, and crops are always cut from the full image.
+    factor = max(1, round(metrics.space / _WORK_SPACE))
+    work = image
+    if factor > 1:
+        h, w = image.shape
+        work = cv2.resize(
+            image[: h - h % factor, : w - w % factor],
+            (w // factor, h // factor),
+            interpolation=cv2.INTER_AREA,
+        )
+        ink, _ = binarize(work, threshold)
+        metrics = estimate_staff_metrics(ink) or metrics
+    skew = estimate_skew(ink, metrics.space)
+    if abs(skew) >= _MIN_SKEW:
+        ink, _ = binarize(rotate(work, -skew), threshold)
+        metrics = estimate_staff_metrics(ink) or metrics
+    else:
+        skew = 0.0
+    masks = line_mask(ink, metrics)
+    staves = find_staves(ink, metrics, masks)
+    if not staves:
+        raise NoStavesError("no staff lines found on the page")
+    systems = [
+        build_system(ink, group, metrics, masks[1]) for group in group_staves(ink, staves, metrics)
+    ]
+    if factor > 1:
+        systems = [_scaled_system(s, factor) for s in systems]
+    all_staves = [staff for system in systems for staff in system.staves]
+    return PageLayout(
+        systems=systems,
+        skew_degrees=skew,
+        staff_space=float(np.median([s.space for s in all_staves])),
+        line_thickness=metrics.line_thickness * factor,
+        image_shape=(int(image.shape[0]), int(image.shape[1])),
+        staves=all_staves,
+    )
+
+
+def _scaled_system(system: System, f: int) -> System:
+    """``system`` found on an image reduced ``f`` times, in full-size pixels (a reduced
+    pixel i covers full pixels i*f .. i*f + f - 1)."""
+
+    def x(v: float) -> float:
+        return (v + 0.5) * f - 0.5
+
+    def box(b: Box) -> Box:
+        return (x(b[0]), x(b[1]), x(b[2]), x(b[3]))
+
+    staves = [
+        Staff(
+            top=x(s.top),
+            bottom=x(s.bottom),
+            line_ys=tuple(x(y) for y in s.line_ys),
+            x0=x(s.x0),
+            x1=x(s.x1),
+            space=s.space * f,
+        )
+        for s in system.staves
+    ]
+    return System(
+        staves=staves,
+        box=box(system.box),
+        barlines_x=[x(v) for v in system.barlines_x],
+        measure_boxes=[box(b) for b in system.measure_boxes],
+    )
+
+
+def page_has_staves(image: np.ndarray) -> bool:
+    """Whether ``image`` holds at least one staff (a quick test to skip title pages)."""
+    try:
+        analyze_page(image)
+    except NoStavesError:
+        return False
+    return True
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"expected a grayscale image (H, W), got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {image.dtype}")
+    if min(image.shape) < 16:
+        raise NoStavesError(f"an image of {image.shape[1]}x{image.shape[0]} pixels is too small")
+    return np.ascontiguousarray(image)

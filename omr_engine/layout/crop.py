@@ -1,0 +1,247 @@
+"""Cutting systems and staves out of a page for the recognition model.
+
+A crop is taken from the image exactly as it was given to :func:`analyze_page`: when the
+page was skewed, the rotation and the cut are one affine warp of just the crop's pixels, so
+the page is never rotated as a whole. The margin above and below the staff lines is given
+in staff spaces and, by default, stops half-way to the neighbouring system (or staff), as
+in the synthetic training crops, so a crop shows little of its neighbours' notes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .structures import Box, PageLayout, Staff, System, rotation_matrix
+
+__all__ = [
+    "LayoutCrop",
+    "crop_box",
+    "crop_staff",
+    "crop_system",
+    "staff_crop",
+    "system_crop",
+]
+
+DEFAULT_MARGIN_SPACES = 4.0
+DEFAULT_SIDE_MARGIN_SPACES = 1.5
+
+
+@dataclass(frozen=True, eq=False)
+class LayoutCrop:
+    """A system or one staff of it, cut out (and optionally resized).
+
+    ``box`` is the cut region in layout (deskewed page) pixels; ``scale`` is crop pixels per
+    page pixel (1.0 unless a height was asked for). ``staff_space``, ``line_ys`` (one tuple
+    of five per staff) and ``measure_boxes`` are in crop pixels.
+    """
+
+    image: np.ndarray
+    box: Box
+    scale: float
+    staff_space: float
+    line_ys: tuple[tuple[float, ...], ...]
+    measure_boxes: tuple[Box, ...]
+    system_index: int
+    staff_indices: tuple[int, ...]
+
+    def to_page(self, x: float, y: float) -> tuple[float, float]:
+        """A crop pixel's position in the layout (deskewed page)."""
+        return (self.box[0] + x / self.scale, self.box[1] + y / self.scale)
+
+    def scale_for_height(self, height: int) -> float:
+        """The factor that resizes this crop to ``height`` pixels."""
+        return height / self.image.shape[0]
+
+
+def crop_box(
+    layout: PageLayout,
+    system_index: int,
+    staff_index: int | None = None,
+    margin_spaces: float = DEFAULT_MARGIN_SPACES,
+    side_margin_spaces: float = DEFAULT_SIDE_MARGIN_SPACES,
+    clip_to_neighbours: bool = True,
+) -> Box:
+    """The integer region (x0, y0, x1, y1), end exclusive, of a system or one of its staves
+    in layout pixels, margins included and clipped to the page."""
+    system = _system(layout, system_index)
+    staves = system.staves if staff_index is None else [_staff(system.staves, staff_index)]
+    space = float(np.mean([s.space for s in staves]))
+    top, bottom = staves[0].top, staves[-1].bottom
+    y0, y1 = top - margin_spaces * space, bottom + margin_spaces * space
+    if clip_to_neighbours:
+        # Neighbours are systems for a system crop, any staff for a staff crop.
+        if staff_index is None:
+            others = [
+                (s.box[1], s.box[3]) for i, s in enumerate(layout.systems) if i != system_index
+            ]
+        else:
+            others = [(s.top, s.bottom) for s in _all_staves(layout) if s not in staves]
+        above = [b for _, b in others if b < top]
+        below = [t for t, _ in others if t > bottom]
+        if above:
+            y0 = max(y0, (max(above) + top) / 2)
+        if below:
+            y1 = min(y1, (min(below) + bottom) / 2)
+    x0, _, x1, _ = system.box
+    x0, x1 = x0 - side_margin_spaces * space, x1 + side_margin_spaces * space
+    h, w = layout.image_shape
+    return (
+        float(max(0, math.floor(x0))),
+        float(max(0, math.floor(y0))),
+        float(min(w, math.ceil(x1) + 1)),
+        float(min(h, math.ceil(y1) + 1)),
+    )
+
+
+def system_crop(
+    image: np.ndarray,
+    layout: PageLayout,
+    system_index: int,
+    margin_spaces: float = DEFAULT_MARGIN_SPACES,
+    *,
+    height: int | None = None,
+    side_margin_spaces: float = DEFAULT_SIDE_MARGIN_SPACES,
+    clip_to_neighbours: bool = True,
+) -> LayoutCrop:
+    """All staves of system ``system_index`` cut from ``image`` (the image that was
+    analysed), resized to ``height`` pixels when given."""
+    return _crop(
+        image,
+        layout,
+        system_index,
+        None,
+        margin_spaces,
+        height,
+        side_margin_spaces,
+        clip_to_neighbours,
+    )
+
+
+def staff_crop(
+    image: np.ndarray,
+    layout: PageLayout,
+    system_index: int,
+    staff_index: int,
+    margin_spaces: float = DEFAULT_MARGIN_SPACES,
+    *,
+    height: int | None = None,
+    side_margin_spaces: float = DEFAULT_SIDE_MARGIN_SPACES,
+    clip_to_neighbours: bool = True,
+) -> LayoutCrop:
+    """Staff ``staff_index`` (0 = top) of system ``system_index``; the margin stops
+    half-way to the staves above and below unless ``clip_to_neighbours`` is False."""
+    return _crop(
+        image,
+        layout,
+        system_index,
+        staff_index,
+        margin_spaces,
+        height,
+        side_margin_spaces,
+        clip_to_neighbours,
+    )
+
+
+def crop_system(
+    image: np.ndarray,
+    layout: PageLayout,
+    system_index: int,
+    margin_spaces: float = DEFAULT_MARGIN_SPACES,
+) -> np.ndarray:
+    """The pixels of :func:`system_crop`."""
+    return system_crop(image, layout, system_index, margin_spaces).image
+
+
+def crop_staff(
+    image: np.ndarray,
+    layout: PageLayout,
+    system_index: int,
+    staff_index: int,
+    margin_spaces: float = DEFAULT_MARGIN_SPACES,
+) -> np.ndarray:
+    """The pixels of :func:`staff_crop`."""
+    return staff_crop(image, layout, system_index, staff_index, margin_spaces).image
+
+
+def _crop(
+    image: np.ndarray,
+    layout: PageLayout,
+    system_index: int,
+    staff_index: int | None,
+    margin_spaces: float,
+    height: int | None,
+    side_margin_spaces: float,
+    clip_to_neighbours: bool,
+) -> LayoutCrop:
+    image = np.asarray(image)
+    if image.shape[:2] != tuple(layout.image_shape):
+        raise ValueError(
+            f"image of shape {image.shape[:2]} is not the {tuple(layout.image_shape)} image "
+            "that was analysed"
+        )
+    box = crop_box(
+        layout, system_index, staff_index, margin_spaces, side_margin_spaces, clip_to_neighbours
+    )
+    x0, y0, x1, y1 = (int(v) for v in box)
+    if layout.skew_degrees == 0.0:
+        pixels = image[y0:y1, x0:x1].copy()
+    else:
+        # Crop pixel (u, v) is layout point (x0 + u, y0 + v), which the skew rotation
+        # takes to the source image; warp only those pixels.
+        to_source = np.vstack((rotation_matrix(layout.image_shape, layout.skew_degrees), [0, 0, 1]))
+        shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+        m = (to_source @ shift)[:2]
+        pixels = cv2.warpAffine(
+            image,
+            m,
+            (x1 - x0, y1 - y0),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=255,
+        )
+    scale = 1.0
+    if height is not None:
+        if height < 1:
+            raise ValueError(f"height must be positive, got {height}")
+        scale = height / pixels.shape[0]
+        width = max(1, round(pixels.shape[1] * scale))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        pixels = cv2.resize(pixels, (width, height), interpolation=interp)
+    system = layout.systems[system_index]
+    staves = system.staves if staff_index is None else [system.staves[staff_index]]
+    staff_indices = tuple(range(len(system.staves))) if staff_index is None else (staff_index,)
+    ys = tuple(tuple((y - y0) * scale for y in s.line_ys) for s in staves)
+    top, bottom = (staves[0].top - y0) * scale, (staves[-1].bottom - y0) * scale
+    measures = tuple(
+        ((a - x0) * scale, top, (b - x0) * scale, bottom) for a, _, b, _ in system.measure_boxes
+    )
+    return LayoutCrop(
+        image=pixels,
+        box=box,
+        scale=scale,
+        staff_space=float(np.mean([s.space for s in staves])) * scale,
+        line_ys=ys,
+        measure_boxes=measures,
+        system_index=system_index,
+        staff_indices=staff_indices,
+    )
+
+
+def _system(layout: PageLayout, index: int) -> System:
+    if not 0 <= index < len(layout.systems):
+        raise IndexError(f"system {index} does not exist (the page has {len(layout.systems)})")
+    return layout.systems[index]
+
+
+def _staff(staves: list[Staff], index: int) -> Staff:
+    if not 0 <= index < len(staves):
+        raise IndexError(f"staff {index} does not exist (the system has {len(staves)})")
+    return staves[index]
+
+
+def _all_staves(layout: PageLayout) -> list[Staff]:
+    return [s for system in layout.systems for s in system.staves]

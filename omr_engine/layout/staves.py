@@ -1,0 +1,207 @@
+"""Staff detection on a deskewed ink mask.
+
+1. Keep only thin horizontal strokes: an opening with a horizontal bar three staff spaces
+   long removes notes, stems and text; a second, vertical opening finds what is left that
+   is thick (horizontal beams, bold rules) so it can be taken out.
+2. The row profile of what remains peaks once per staff line. Five peaks evenly spaced
+   about one staff space apart make a staff (one weak line without a peak of its own is
+   tolerated); an even spacing that runs on beyond five lines is ruled paper, not a staff.
+3. Each staff's x-extent is where at least four of its five lines are present.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .ink import StaffMetrics
+from .structures import Staff
+
+__all__ = ["find_staves", "line_mask"]
+
+_LINES = 5
+_MIN_STAFF_LENGTH = 6.0  # staff spaces
+
+
+def line_mask(ink: np.ndarray, metrics: StaffMetrics) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontal strokes at least three staff spaces long, and the thin ones among them
+    (uint8 masks, 255 = line). Where a beam lies on a staff line only the first has it."""
+    space, thick = metrics.space, metrics.line_thickness
+    # Close pin-holes first so noise inside a line does not cut it into short runs.
+    closed = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((1, 3), np.uint8))
+    k = max(9, round(3 * space))
+    lines = cv2.morphologyEx(closed, cv2.MORPH_OPEN, np.ones((1, k), np.uint8))
+    t_max = max(round(2 * thick) + 2, round(0.35 * space))
+    thick_parts = cv2.morphologyEx(lines, cv2.MORPH_OPEN, np.ones((t_max, 1), np.uint8))
+    return lines, cv2.subtract(lines, thick_parts)
+
+
+def find_staves(
+    ink: np.ndarray,
+    metrics: StaffMetrics,
+    masks: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[Staff]:
+    """Five-line staves, top to bottom. ``masks`` is ``line_mask(ink, metrics)`` when the
+    caller has it already."""
+    space = metrics.space
+    lines, thin = masks if masks is not None else line_mask(ink, metrics)
+    raw = cv2.reduce(thin, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32F).ravel() / 255.0
+    # Peaks are found on a profile smoothed over the line thickness (a thin line may
+    # straddle two rows) and placed at the centroid of the raw profile; lines are compared
+    # by length, the longest row within a line's thickness.
+    win = max(1, round(metrics.line_thickness)) | 1
+    smooth = np.convolve(raw, np.ones(win, np.float32) / win, mode="same")
+    length = cv2.dilate(raw.reshape(-1, 1), np.ones((win, 1), np.uint8)).ravel()
+    rows = _peaks(smooth, radius=max(1, int(0.3 * space)), floor=4.0 * space / win)
+    centre = np.array([_centroid(raw, int(y), win // 2 + 1) for y in rows])
+    staves: list[Staff] = []
+    for ys in _match_staves(centre, length[rows], length, space):
+        staff = _make_staff(lines, ys, metrics)
+        if staff is not None:
+            staves.append(staff)
+    return staves
+
+
+def _peaks(profile: np.ndarray, radius: int, floor: float) -> np.ndarray:
+    """Rows that are the maximum of the profile within +-radius and at least ``floor``."""
+    size = 2 * radius + 1
+    local_max = cv2.dilate(profile.reshape(-1, 1), np.ones((size, 1), np.uint8)).ravel()
+    candidates = np.nonzero((profile >= local_max) & (profile >= floor))[0]
+    # A flat top gives several equal rows: keep the first of each run.
+    if candidates.size:
+        keep = np.concatenate(([True], np.diff(candidates) > radius))
+        candidates = candidates[keep]
+    return candidates
+
+
+def _match_staves(
+    ys: np.ndarray, strength: np.ndarray, length: np.ndarray, space: float
+) -> list[list[float]]:
+    """Sets of five line positions (from the sorted peak positions ``ys`` of the given
+    ``strength``) spaced evenly about one staff space (0.55-1.45 of the page's).
+
+    Every pair of peaks one gap apart proposes a staff starting there; the remaining three
+    lines must be found at multiples of the gap (one of them may be a weak line without a
+    peak, read from the row-length profile ``length``). Proposals are accepted strongest
+    first, never overlapping, and rejected when the even spacing continues beyond the five
+    lines with comparable strength (ruled paper; ledger lines are much shorter).
+    """
+    if ys.size < _LINES - 1:
+        return []
+    proposals: list[tuple[float, list[float]]] = []
+    for i, top in enumerate(ys.tolist()):
+        lo = np.searchsorted(ys, top + 0.55 * space)
+        hi = np.searchsorted(ys, top + 1.45 * space, side="right")
+        for j in range(lo, hi):
+            found = _follow(ys, strength, length, i, j)
+            if found is not None:
+                proposals.append(found)
+    proposals.sort(key=lambda p: -p[0])
+    accepted: list[list[float]] = []
+    for score, lines in proposals:
+        if any(
+            lines[0] <= a[-1] + 0.5 * space and lines[-1] >= a[0] - 0.5 * space for a in accepted
+        ):
+            continue
+        gap = (lines[-1] - lines[0]) / (_LINES - 1)
+        beyond = (np.abs(ys - (lines[0] - gap)) <= _tolerance(gap)) | (
+            np.abs(ys - (lines[-1] + gap)) <= _tolerance(gap)
+        )
+        if (strength[beyond] >= 0.5 * score).any():
+            continue
+        accepted.append(lines)
+    return sorted(accepted)
+
+
+def _follow(
+    ys: np.ndarray, strength: np.ndarray, length: np.ndarray, i: int, j: int
+) -> tuple[float, list[float]] | None:
+    """Extends the peaks ``i`` and ``j`` to five evenly spaced lines: the weakest line's
+    strength and the five positions, or None."""
+    lines = [float(ys[i]), float(ys[j])]
+    strengths = [float(strength[i]), float(strength[j])]
+    gap = lines[1] - lines[0]
+    tol = _tolerance(gap)
+    missing = 0
+    for k in range(2, _LINES):
+        expected = lines[0] + k * gap
+        n = int(np.searchsorted(ys, expected))
+        near = [m for m in (n - 1, n) if 0 <= m < ys.size and abs(ys[m] - expected) <= tol]
+        if near:
+            best = min(near, key=lambda m: abs(ys[m] - expected))
+            lines.append(float(ys[best]))
+            strengths.append(float(strength[best]))
+        else:
+            # One line may lack a peak of its own (worn, or drowned in a beam).
+            weak = _strength_at(length, expected, gap)
+            if missing or weak < 0.3 * min(strengths):
+                return None
+            missing += 1
+            lines.append(expected)
+            strengths.append(weak)
+        gap = (lines[-1] - lines[0]) / k  # refined, so errors do not add up along the staff
+    return min(strengths), lines
+
+
+def _tolerance(gap: float) -> float:
+    return max(2.0, 0.12 * gap)
+
+
+def _strength_at(length: np.ndarray, y: float, gap: float) -> float:
+    """The longest row near ``y`` (0 outside the page)."""
+    tol = _tolerance(gap)
+    lo, hi = max(0, int(round(y - tol))), min(length.size, int(round(y + tol)) + 1)
+    return float(length[lo:hi].max()) if hi > lo else 0.0
+
+
+def _make_staff(lines: np.ndarray, ys: list[float], metrics: StaffMetrics) -> Staff | None:
+    space = metrics.space
+    r = max(1, round(metrics.line_thickness))
+    h, w = lines.shape
+    present = np.zeros(w, np.int32)
+    for y in ys:
+        yi = int(round(y))
+        band = lines[max(0, yi - r - 1) : min(h, yi + r + 2)]
+        present += band.max(axis=0) > 0
+    covered = present >= _LINES - 1
+    # Bridge short interruptions (a gap in a worn line, a notehead drawn as a hole).
+    covered = _close_1d(covered, max(3, round(space)))
+    runs = _runs(covered)
+    if not runs:
+        return None
+    x0, x1 = max(runs, key=lambda r_: r_[1] - r_[0])
+    if x1 - x0 < _MIN_STAFF_LENGTH * space:
+        return None
+    return Staff(
+        top=ys[0],
+        bottom=ys[-1],
+        line_ys=tuple(ys),
+        x0=float(x0),
+        x1=float(x1 - 1),
+        space=(ys[-1] - ys[0]) / (_LINES - 1),
+    )
+
+
+def _centroid(profile: np.ndarray, y: int, r: int) -> float:
+    """Centre of mass of the profile within +-r of row ``y``, above a quarter of its peak
+    (so a neighbouring row of text does not pull the line)."""
+    lo, hi = max(0, y - r), min(len(profile), y + r + 1)
+    weights = profile[lo:hi].astype(np.float64)
+    weights = np.clip(weights - 0.25 * weights.max(), 0, None)
+    if weights.sum() <= 0:
+        return float(y)
+    return float(np.dot(np.arange(lo, hi), weights) / weights.sum())
+
+
+def _close_1d(mask: np.ndarray, size: int) -> np.ndarray:
+    m = mask.astype(np.uint8).reshape(1, -1) * 255
+    closed = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((1, size), np.uint8))
+    return closed.ravel() > 0
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True."""
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    starts = np.nonzero(edges == 1)[0]
+    stops = np.nonzero(edges == -1)[0]
+    return list(zip(starts.tolist(), stops.tolist(), strict=True))

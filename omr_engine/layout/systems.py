@@ -1,0 +1,309 @@
+"""Grouping staves into systems, and finding barlines and measure boxes.
+
+Two neighbouring staves belong to one system when ink connects them across the gap: the
+system's opening barline, a brace or bracket at the left end, a barline drawn through, or
+anything else that crosses (a cross-staff beam). Separate systems never touch.
+
+A barline is a vertical stroke at least as tall as most of a staff that spans whole
+staves (falling short of their outer lines by a fifth of a space at most) and ends at
+their outer lines or in a gap beyond, never inside another staff. A stem that long is told
+apart by what it carries: a notehead or beam beside it (a barline stands free), where a
+tie or slur crossing a barline touches it on both sides. Strokes through several whole
+staves are barlines however crowded. The clef area at the system's start is skipped (a C
+clef is two bars exactly as tall as the staff).
+
+Measure boxes run from barline to barline. Two Verovio conventions are followed so that
+boxes match the training data: a double or repeat barline right after the clef and key
+opens the first measure rather than ending an empty one, and a courtesy key or time
+signature after the last barline belongs to the last measure.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .ink import StaffMetrics
+from .structures import Box, Staff, System
+
+__all__ = ["build_system", "group_staves"]
+
+_BRACE_REACH = 4.0  # staff spaces left of the staves where a brace or bracket may stand
+_CLEF_AREA = 2.5  # staff spaces after the system's left edge where no barline can be
+_SHORT = 0.2  # staff spaces a barline may fall short of its staff's outer lines (blur)
+_OVERSHOOT = 1.0  # staff spaces it may run on beyond them (a tie or slur touching it)
+_MERGE = 1.2  # staff spaces: barlines closer than this are one (double, final, repeat)
+_COURTESY = 6.0  # staff spaces: a barline-less end of staff this short is a courtesy sign
+_CROWDED = 0.12  # share of ink beside a stroke (within 0.3 spaces) that makes it a stem
+_TOUCH = 0.35  # staff spaces of contact along a stroke that make it a stem (a notehead)
+
+
+def group_staves(ink: np.ndarray, staves: list[Staff], metrics: StaffMetrics) -> list[list[Staff]]:
+    """Staves (top to bottom) grouped into systems."""
+    groups: list[list[Staff]] = []
+    for staff in staves:
+        if groups and _connected(ink, groups[-1][-1], staff, metrics):
+            groups[-1].append(staff)
+        else:
+            groups.append([staff])
+    return groups
+
+
+def _connected(ink: np.ndarray, upper: Staff, lower: Staff, metrics: StaffMetrics) -> bool:
+    space = metrics.space
+    # Staves of one system start together; a wide offset means two systems side by side
+    # or one below an indented other (the first system of a piece is indented as a whole).
+    if abs(upper.x0 - lower.x0) > 3 * space:
+        return False
+    h, w = ink.shape
+    x_lo = max(0, int(min(upper.x0, lower.x0) - _BRACE_REACH * space))
+    x_hi = min(w, int(min(upper.x1, lower.x1)) + 1)
+    y_lo = max(0, int(round(upper.bottom)) - 1)
+    y_hi = min(h, int(round(lower.top)) + 2)
+    if x_hi - x_lo < 2 or y_hi - y_lo < 3:
+        return False
+    region = ink[y_lo:y_hi, x_lo:x_hi]
+    # Bridge single-pixel breaks that noise makes in a thin barline.
+    region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, np.ones((3, 1), np.uint8))
+    n, labels = cv2.connectedComponents(region, connectivity=8)
+    if n < 2:
+        return False
+    top_labels = np.unique(labels[0])
+    bottom_labels = np.unique(labels[-1])
+    common = np.intersect1d(top_labels[top_labels > 0], bottom_labels[bottom_labels > 0])
+    return common.size > 0
+
+
+def build_system(
+    ink: np.ndarray, staves: list[Staff], metrics: StaffMetrics, lines: np.ndarray | None = None
+) -> System:
+    """The system of ``staves`` with its barlines and measure boxes. ``lines`` is the mask
+    of thin staff-line pixels (the second mask of ``staves.line_mask``), when known."""
+    space = metrics.space
+    x0 = float(np.median([s.x0 for s in staves]))
+    x1 = float(np.median([s.x1 for s in staves]))
+    top, bottom = staves[0].top, staves[-1].bottom
+    found, stems = _barlines(ink, staves, metrics, x0, x1, lines)
+    barlines = [x for x, _ in found]
+    edges = [x0]
+    for i, (x, strokes) in enumerate(found):
+        if x - edges[-1] < _MERGE * space or x1 - x < _MERGE * space:
+            continue
+        # A double or repeat barline with nothing but clef, key and time before it opens
+        # the system's first measure (a section start), as in Verovio; it ends none.
+        if i == 0 and strokes > 1 and not any(x0 < s < x - 0.5 * space for s in stems):
+            continue
+        edges.append(x)
+    # A staff that runs on past its last barline without one of its own ends with a
+    # courtesy key or time signature, which belongs to the last measure (as in Verovio).
+    if (
+        len(edges) > 1
+        and x1 - edges[-1] < _COURTESY * space
+        and (not barlines or x1 - barlines[-1] >= _MERGE * space)
+    ):
+        edges.pop()
+    edges.append(x1)
+    boxes: list[Box] = [(a, top, b, bottom) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return System(
+        staves=list(staves), box=(x0, top, x1, bottom), barlines_x=barlines, measure_boxes=boxes
+    )
+
+
+def _barlines(
+    ink: np.ndarray,
+    staves: list[Staff],
+    metrics: StaffMetrics,
+    x0: float,
+    x1: float,
+    lines: np.ndarray | None,
+) -> tuple[list[tuple[float, int]], list[float]]:
+    """The system's barlines, left to right, as (x-centre, number of strokes: 2 for a
+    double or repeat barline); and the x-centres of all tall strokes (stems included)."""
+    space, thick = metrics.space, metrics.line_thickness
+    h, w = ink.shape
+    pad = int(space) + 2
+    y_lo = max(0, int(staves[0].top) - pad)
+    y_hi = min(h, int(staves[-1].bottom) + pad + 1)
+    x_lo = max(0, int(x0 + _CLEF_AREA * space))
+    x_hi = min(w, int(x1 + space) + 1)
+    if x_hi - x_lo < 2:
+        return [], []
+    band = ink[y_lo:y_hi, x_lo:x_hi]
+    line_band = lines[y_lo:y_hi, x_lo:x_hi] if lines is not None else None
+    staff_height = min(s.bottom - s.top for s in staves)
+    short = max(2.0, _SHORT * space) + thick / 2
+    over = _OVERSHOOT * space + thick / 2
+    tops = np.array([s.top for s in staves]) - y_lo
+    bottoms = np.array([s.bottom for s in staves]) - y_lo
+    strokes: list[tuple[float, range]] = []  # (x, the staves the stroke spans)
+    staff_rows = [
+        (max(0, int(round(t))), int(round(b)) + 1) for t, b in zip(tops, bottoms, strict=True)
+    ]
+    line_rows = np.zeros(band.shape[0], bool)
+    for staff in staves:
+        for line_y in staff.line_ys:
+            r = thick / 2 + 1
+            line_rows[max(0, int(line_y - y_lo - r)) : max(0, int(line_y - y_lo + r) + 1)] = True
+    tall = _tall_strokes(band, 0.8 * staff_height, staff_rows)
+    for x, x_to, y, end in tall:
+        if x_to - x > 1.2 * space:  # a thick and a thin line may merge at low resolution
+            continue
+        covered = np.nonzero((y <= tops + short) & (end >= bottoms - short))[0]
+        if covered.size == 0:
+            continue
+        first, last = covered[0], covered[-1]
+        # Each end stops at the outer line of the staves it spans or in the gap beyond,
+        # short of the next staff (Verovio breaks a barline around a dynamic in a gap).
+        lowest_top = bottoms[first - 1] + short if first > 0 else tops[first] - over
+        highest_end = tops[last + 1] - short if last + 1 < len(staves) else bottoms[last] + over
+        if y < lowest_top or end > highest_end:
+            continue
+        # A stroke through several whole staves is a barline even where notes crowd it.
+        # On one staff, look half a space past its ends too, where a stem that overshoots
+        # the staff has its notehead or beam; but not into a gap between staves that the
+        # stroke runs into (a barline broken around a dynamic there).
+        if covered.size == 1:
+            ext = int(0.5 * space)
+            r0 = y - ext if y >= tops[first] - over else int(tops[first])
+            r1 = end + ext if end <= bottoms[first] + over else int(bottoms[first])
+            rows = np.arange(max(0, r0), min(band.shape[0], r1 + 1))
+            if _crowded(band, line_band, line_rows, tall, rows, x, x_to, space):
+                continue
+        strokes.append(((x + x_to - 1) / 2.0 + x_lo, range(first, last + 1)))
+    need = len(staves) if len(staves) <= 2 else len(staves) - 1
+    stems = [(a + b - 1) / 2.0 + x_lo for a, b, _, _ in tall]
+    return _merge_strokes(strokes, space, need), stems
+
+
+def _tall_strokes(
+    band: np.ndarray, min_height: float, staff_rows: list[tuple[int, int]]
+) -> list[tuple[int, int, int, int]]:
+    """Vertical strokes at least ``min_height`` tall in the columns that are nearly all ink
+    down one of the ``staff_rows`` ranges: (x_from, x_to, top, bottom), x_to exclusive,
+    bottom inclusive. Pinholes of a pixel are bridged first."""
+    height = max(3, int(min_height))
+    candidate = np.zeros(band.shape[1], bool)
+    for lo, hi in staff_rows:
+        counts = cv2.reduce(band[lo:hi], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() // 255
+        candidate |= counts >= 0.85 * (hi - lo)
+    cols = np.nonzero(candidate)[0]
+    if cols.size == 0:
+        return []
+    # Vertical morphology treats columns independently, so the candidates are enough.
+    sub = np.ascontiguousarray(band[:, cols])
+    sub = cv2.morphologyEx(sub, cv2.MORPH_CLOSE, np.ones((3, 1), np.uint8))
+    sub = cv2.morphologyEx(sub, cv2.MORPH_OPEN, np.ones((height, 1), np.uint8))
+    keep = sub.any(axis=0)
+    sub, cols = sub[:, keep], cols[keep]
+    out: list[tuple[int, int, int, int]] = []
+    breaks = np.nonzero(np.diff(cols) != 1)[0] + 1
+    for group in np.split(np.arange(cols.size), breaks):
+        rows = sub[:, group].any(axis=1)
+        if not rows.any():
+            continue
+        # Columns of the group that take part, so a stroke's width is its own.
+        for top, stop in _runs_of(rows):
+            if stop - top < height:
+                continue
+            used = group[sub[top:stop, group].any(axis=0)]
+            out.append((int(cols[used[0]]), int(cols[used[-1]]) + 1, top, stop - 1))
+    return out
+
+
+def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True."""
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return list(
+        zip(np.nonzero(edges == 1)[0].tolist(), np.nonzero(edges == -1)[0].tolist(), strict=True)
+    )
+
+
+def _crowded(
+    band: np.ndarray,
+    lines: np.ndarray | None,
+    line_rows: np.ndarray,
+    tall: list[tuple[int, int, int, int]],
+    rows: np.ndarray,
+    x_from: int,
+    x_to: int,
+    space: float,
+) -> bool:
+    """Whether something other than staff lines and ``tall`` strokes lies beside the
+    stroke spanning columns [x_from, x_to) on the band rows ``rows`` (``line_rows`` marks
+    the band's staff-line rows): a stem has its notehead or beam there, a time signature
+    its digits; a barline stands free (the other line of a double barline does not count).
+
+    Two tests: the share of ink (staff lines left out) within 0.3 spaces on either side,
+    and runs of rows where something touches the stroke on one side (staff lines bridging
+    a run) with much less touching the other side: a hollow notehead is little ink beside
+    a long stem, but it touches the stem over a good part of a space, while a tie or slur
+    that crosses a barline touches it on both sides."""
+    reach = max(2, round(0.3 * space))
+    width = band.shape[1]
+    # The stroke's own blurred or noisy edge (one pixel) is not "beside" it.
+    lo, hi = max(0, x_from - 1 - reach), min(width, x_to + 1 + reach)
+    window = band[rows, lo:hi] > 0
+    for a, b, top, bottom in tall:
+        if a - 1 < hi and b + 1 > lo:
+            inside = (rows >= top) & (rows <= bottom)
+            window[np.ix_(inside, np.arange(max(a - 1, lo), min(b + 1, hi)) - lo)] = False
+    on_line = lines[rows, lo:hi] > 0 if lines is not None else np.zeros_like(window)
+    split_l, split_r = max(0, x_from - 1 - lo), min(window.shape[1], x_to + 1 - lo)
+    # Rows inked right across both sides are something horizontal crossing the stroke (a
+    # slur lying on a staff line): not what sits beside a stem.
+    through = window[:, :split_l].all(axis=1) & window[:, split_r:].all(axis=1)
+    for side in (slice(0, split_l), slice(split_r, None)):
+        ink = window[~through, side] & ~on_line[~through, side]
+        if ink.size and np.count_nonzero(ink) > _CROWDED * window[:, side].size:
+            return True
+    n = len(rows)
+    # Staff-line rows touch every stroke on both sides: they neither make nor break a run.
+    neutral = line_rows[rows]
+    left = window[:, max(0, split_l - 2) : split_l].any(axis=1) if split_l else np.zeros(n, bool)
+    right = window[:, split_r : split_r + 2].any(axis=1)
+    left &= ~neutral
+    right &= ~neutral
+    contiguous = np.diff(rows, prepend=rows[0] - 1) == 1 if n else np.zeros(0, bool)
+    near = max(1, round(0.3 * space))
+    limit = _TOUCH * space
+    # Rows touched on both sides are something crossing: like staff lines, they bridge.
+    both = left & right
+    for side, other in ((left & ~right, right & ~left), (right & ~left, left & ~right)):
+        for a, b in _runs_of((side | both | neutral) & contiguous):
+            touching = int(np.count_nonzero(side[a:b]))
+            if touching < 0.6 * limit or b - a < limit:
+                continue
+            # A slanted tie touches the other side a little higher or lower; a notehead
+            # or beam leaves it free.
+            opposite = int(np.count_nonzero(other[max(0, a - near) : b + near]))
+            if opposite < 0.5 * touching:
+                return True
+    return False
+
+
+def _merge_strokes(
+    strokes: list[tuple[float, range]], space: float, need: int
+) -> list[tuple[float, int]]:
+    """Barlines from strokes: strokes in line (within a quarter space) add up the staves
+    they span, and a line counts when it spans at least ``need`` staves; lines closer than
+    ``_MERGE`` spaces (double, final and repeat barlines) then become one barline, given as
+    its x-centre and its number of lines."""
+    strokes.sort(key=lambda v: v[0])
+    lines: list[list[tuple[float, range]]] = []
+    for v in strokes:
+        if lines and v[0] - lines[-1][0][0] <= max(2.0, 0.25 * space):
+            lines[-1].append(v)
+        else:
+            lines.append([v])
+    kept = [
+        float(np.mean([x for x, _ in line]))
+        for line in lines
+        if len(set().union(*(set(r) for _, r in line))) >= need
+    ]
+    out: list[list[float]] = []
+    for x in kept:
+        if out and x - out[-1][-1] < _MERGE * space:
+            out[-1].append(x)
+        else:
+            out.append([x])
+    return [(float(np.mean(group)), len(group)) for group in out]

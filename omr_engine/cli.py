@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
@@ -99,6 +98,158 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+FORMAT_SUFFIX = {"musicxml": ".musicxml", "mxl": ".mxl", "mei": ".mei", "midi": ".mid"}
+EXIT_NO_MUSIC = 6
+
+
+def _progress_line(label: str, done: int, total: int, width: int = 24) -> str:
+    filled = int(width * done / max(total, 1))
+    return f"\r{label:<28.28} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+
+
+def _page_inputs(paths: list[Path], pages: set[int] | None):
+    from .pages import InputError, load_pages
+
+    for path in paths:
+        try:
+            yield from load_pages(path, pages)
+        except InputError as exc:
+            raise CommandError(str(exc), getattr(exc, "exit_code", EXIT_BAD_INPUT)) from exc
+
+
+def _report(transcription) -> dict:
+    by_measure: dict[str, list[str]] = {}
+    for d in transcription.diagnostics:
+        by_measure.setdefault(d.measure_id, []).append(d.message)
+    return {
+        "pages": [
+            {
+                "page": r.page_index + 1,
+                "skipped": r.skipped or None,
+                "measures": 0 if r.score is None else len(r.score.measures),
+            }
+            for r in transcription.pages
+        ],
+        "measures": [
+            {
+                "id": m.id,
+                "number": m.number,
+                "page": None if m.page is None else m.page + 1,
+                "box": None if m.box is None else [round(v, 1) for v in m.box],
+                "confidence": round(transcription.confidences.get(m.id, 1.0), 4),
+                "diagnostics": by_measure.get(m.id, []),
+            }
+            for m in transcription.score.measures
+        ],
+    }
+
+
+def load_pipeline(model: Path | None = None, device: str = "auto", beam: int = 1):
+    """The page pipeline with its model loaded; a bad model is a one-line error."""
+    from .pipeline import PagePipeline
+
+    try:
+        return PagePipeline(model, device=device, beam=beam)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise CommandError(f"cannot load the model: {exc}") from exc
+
+
+def run_transcription(
+    inputs: list[Path],
+    output: Path,
+    *,
+    pages: set[int] | None = None,
+    device: str = "auto",
+    model: Path | None = None,
+    beam: int = 1,
+    force: bool = False,
+    report: Path | None = None,
+    quiet: bool = False,
+    pipeline=None,
+):
+    """Read INPUTs into one score and export it; returns the Transcription."""
+    import json
+
+    from .pipeline import Cancelled, transcribe
+
+    if output.exists() and not force:
+        raise CommandError(f"{output}: already exists (use --force to overwrite)", EXIT_EXISTS)
+    if report is not None and report.exists() and not force:
+        raise CommandError(f"{report}: already exists (use --force to overwrite)", EXIT_EXISTS)
+    if pipeline is None:
+        pipeline = load_pipeline(model, device, beam)
+
+    def show(page, event) -> None:
+        if not quiet:
+            label = f"{page.source.name} p{page.index + 1}"
+            end = "\n" if event.done == event.total else ""
+            print(_progress_line(label, event.done, event.total), end=end, file=sys.stderr)
+
+    try:
+        result = transcribe(_page_inputs(inputs, pages), pipeline, on_progress=show)
+    except Cancelled as exc:
+        raise CommandError("cancelled", EXIT_INTERRUPTED) from exc
+    if not result.score.measures:
+        names = ", ".join(p.name for p in inputs)
+        raise CommandError(f"{names}: no music found (no staves on any page)", EXIT_NO_MUSIC)
+    export_score(result.score, output, force)
+    if report is not None:
+        tmp = report.with_name(f".{report.name}.partial")
+        tmp.write_text(json.dumps(_report(result), indent=1), encoding="utf-8")
+        tmp.replace(report)
+    return result
+
+
+def _summary(result) -> str:
+    flagged = sorted({(d.measure_id, d.measure_number) for d in result.diagnostics})
+    pages = len(result.pages)
+    skipped = [r.page_index + 1 for r in result.pages if r.score is None]
+    lines = [
+        f"{pages} page{'s' * (pages != 1)}, {len(result.score.measures)} measures, "
+        f"{len(flagged)} flagged" + (f", skipped pages without music: {skipped}" if skipped else "")
+    ]
+    page_of = {m.id: m.page for m in result.score.measures}
+    for measure_id, number in flagged:
+        reasons = "; ".join(d.message for d in result.diagnostics if d.measure_id == measure_id)
+        lines.append(f"  page {page_of[measure_id] + 1}, measure {number}: {reasons}")
+    return "\n".join(lines)
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    """Read PDFs/images into one score, export it, print a summary of flagged measures."""
+    from .pages import parse_page_ranges
+
+    output = args.output
+    if args.format:
+        output = output.with_suffix(FORMAT_SUFFIX[args.format]) if not output.suffix else output
+    try:
+        pages = parse_page_ranges(args.pages) if args.pages else None
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    result = run_transcription(
+        args.inputs,
+        output,
+        pages=pages,
+        device=args.device,
+        model=args.model,
+        beam=args.beam,
+        force=args.force,
+        report=args.report,
+    )
+    print(_summary(result))
+    print(f"wrote {output}" + (f" and {args.report}" if args.report else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Transcribe every PDF and image in a folder; resumable; failures do not stop the rest."""
+    from .batch import run_batch
+
+    return run_batch(
+        args.in_dir, args.out_dir, args.workers, args.format, args.device, args.force, args.model
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepmusic-ocr",
@@ -121,13 +272,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_convert)
 
-    for register in EXTRA_COMMANDS:
+    p = sub.add_parser("transcribe", help="read PDFs or images of sheet music into a score")
+    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="PDF, PNG, JPEG or TIFF")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output file")
+    p.add_argument(
+        "--format", choices=sorted(FORMAT_SUFFIX), help="output format (default: by suffix)"
+    )
+    p.add_argument("--pages", help="pages to read, e.g. 1-3,5 (default: all)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--model", type=Path, default=None, help="model directory (default: shipped)")
+    p.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
+    p.add_argument("--report", type=Path, help="write a JSON report of every measure")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("batch", help="transcribe every PDF and image in a folder")
+    p.add_argument("in_dir", type=Path)
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--format", choices=sorted(FORMAT_SUFFIX), default="musicxml")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--model", type=Path, default=None)
+    p.add_argument("--force", action="store_true", help="redo files that are already done")
+    p.set_defaults(func=cmd_batch)
+
+    from .model.cli import register as register_training
+    from .synth.cli import register as register_synth
+
+    for register in (register_synth, register_training):
         register(sub)
     return parser
-
-
-#: Other modules add their verbs here (synth, train, transcribe, batch).
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,3 +137,16 @@ def test_musicdiff_counts_zero_for_equal_scores_and_more_for_a_wrong_note(corpus
     wrong = compare_scores(score, tokens_to_score(tokens, parts=score.parts))
     assert wrong.edit_distance >= 1
     assert 0 < wrong.omr_ned < 0.05
+
+
+def test_verovio_engraves_with_its_fonts_in_a_worker_thread():
+    import threading
+
+    from omr_engine.notation.tokens import tokens_to_score as build
+
+    svgs: list[str] = []
+    score = build("<clef:G2> <time:4/4> <note:C5-whole> <barline>".split())
+    worker = threading.Thread(target=lambda: svgs.extend(engrave_svg(score_to_mei(score))))
+    worker.start()
+    worker.join()
+    assert "E050" in svgs[0]  # the SMuFL G clef glyph is defined, so fonts were found

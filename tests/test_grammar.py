@@ -223,3 +223,16 @@ def test_the_grammar_flags_at_least_95_percent_of_mutated_measures(corpus_path):
             caught += i in {d.measure for d in grammar.validate_tokens(seq)}
     assert tried >= 40
     assert caught / tried >= 0.95
+
+
+def test_a_measure_split_in_two_at_a_phrase_end_is_legal_but_a_lone_short_one_is_not():
+    out = messages(
+        "<clef:G2> <time:4/4> <note:C5-whole> <barline> <note:C5-half.> <barline> "
+        "<note:C5-quarter> <barline> <note:C5-whole> <barline> <note:C5-half> <barline> "
+        "<note:C5-whole> <barline>"
+    )
+    assert out == ["measure 5, staff 1: 2 beats in a 4/4 measure"]
+
+
+def test_the_last_measure_may_be_short_even_without_a_final_barline():
+    assert not messages("<clef:G2> <time:3/4> <note:C5-half.> <barline> <note:C5-half> <barline>")

@@ -124,7 +124,7 @@ class GrammarState:
     event_grace: bool = False
     pending_ties: dict[tuple[int, int], list[tuple[int, str]]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    deferred_short: Diagnostic | None = None
+    pending_short: tuple[Diagnostic, Fraction, Fraction] | None = None
     finished: bool = False
 
     def copy(self) -> GrammarState:
@@ -400,10 +400,8 @@ class GrammarState:
         staves = self.staff + 1
         if self.n_staves is None:
             self.n_staves = staves
-        self._check_durations(info.value or "single")
-        if self.deferred_short is not None:
-            self.diagnostics.append(self.deferred_short)
-            self.deferred_short = None
+        self._settle_short(self._check_durations(info.value or "single"))
+
         self.previous_barline = info.value or "single"
         self.measures_done += 1
         self.measure += 1
@@ -418,20 +416,33 @@ class GrammarState:
     def _on_eos(self) -> None:
         if self.phase != "measure_start":
             self._end_voice()
-        self.deferred_short = None
+        self.pending_short = None
         self.finished = True
 
-    def _check_durations(self, barline: str) -> None:
-        """Compare every voice with the time signature; defer 'too short' for the last measure."""
+    def _settle_short(self, short: tuple | None) -> None:
+        """A short measure is held back one measure: completed by the next one (a measure
+        split in two, as at a chorale's phrase end) both are legal, and the last measure of
+        a piece may be short."""
+        pending, self.pending_short = self.pending_short, None
+        if pending is not None:
+            if short is not None and pending[1] + short[1] == pending[2]:
+                return
+            self.diagnostics.append(pending[0])
+        if short is not None and len(short) == 3:  # a fourth item marks a legal short measure
+            self.pending_short = short
+
+    def _check_durations(self, barline: str) -> tuple | None:
+        """Compare every voice with the time signature; return a 'too short' finding
+        (diagnostic, length, bar length[, True if the place allows it]) for `_settle_short`."""
         if "multirest" in self.measure_flags:
-            return
+            return None
         may_be_short = (
             (self.piece_start and self.measure == 0)
             or self.measure_flags & {"repeat_start", "volta"}
             or barline in ("repeat-end", "double", "final")
             or self.previous_barline in ("repeat-end", "double")
         )
-        short: Diagnostic | None = None
+        short: tuple[Diagnostic, Fraction, Fraction] | None = None
         staff_lengths: list[tuple[int, Fraction]] = []
         for s, voices in enumerate(self.staff_lengths):
             time = self.contexts[s].time if s < len(self.contexts) else None
@@ -449,9 +460,8 @@ class GrammarState:
             longest = max(lengths, default=Fraction(0))
             staff_lengths.append((s, longest))
             if longest < bar and short is None:
-                short = Diagnostic(
-                    self.measure, f"{format_beats(longest, time)} in a {time} measure", s
-                )
+                said = f"{format_beats(longest, time)} in a {time} measure"
+                short = (Diagnostic(self.measure, said, s), longest, bar)
         distinct = {length for _, length in staff_lengths}
         if len(distinct) > 1 and short is not None:
             time = self.contexts[staff_lengths[0][0]].time or "4/4"
@@ -459,8 +469,10 @@ class GrammarState:
             self.diagnostics.append(
                 Diagnostic(self.measure, f"the staves of this measure differ in length ({said})")
             )
-        elif short is not None and not may_be_short:
-            self.deferred_short = short
+            return None
+        if short is not None and may_be_short:
+            return (short[0], short[1], short[2], True)
+        return short
 
     def finish(self) -> list[Diagnostic]:
         """End of the sequence: a last measure may be short; an open measure is reported."""
@@ -468,7 +480,7 @@ class GrammarState:
             if self.phase != "measure_start":
                 self._diag("the line ends inside a measure")
                 self._end_voice()
-            self.deferred_short = None
+            self.pending_short = None
             self.finished = True
         return self.diagnostics
 

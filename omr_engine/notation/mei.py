@@ -29,6 +29,8 @@ def new_toolkit(options: dict | None = None) -> verovio.toolkit:
     """A Verovio toolkit with quiet logging and the given options."""
     verovio.enableLog(verovio.LOG_OFF)
     tk = verovio.toolkit()
+    # Verovio keeps its resource path per thread: set it, or a worker thread has no fonts.
+    tk.setResourcePath(str(Path(verovio.__file__).parent / "data"))
     if options:
         tk.setOptions(options)
     return tk

@@ -1,0 +1,127 @@
+"""`deepmusic-ocr train` and `deepmusic-ocr export`: train on a synth dataset, ship to ONNX.
+
+Registering the verbs imports nothing heavy; torch is imported when a verb runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import tempfile
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the recognition model on a synth dataset")
+    p.add_argument("--data", type=Path, required=True, help="training dataset folder")
+    p.add_argument("--val-data", type=Path, help="validation dataset folder (held-out pieces)")
+    p.add_argument("--config", default="small", help="model preset: tiny, small or base")
+    p.add_argument("--unit", choices=["staff", "system"], default="staff")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--out", type=Path, default=Path("runs/train"), help="checkpoints and log")
+    p.add_argument("--init-from", type=Path, help="checkpoint to continue from")
+    p.add_argument("--steps", type=int, default=20_000)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--grammar-weight", type=float, default=0.1)
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--checkpoint-every", type=int, default=250)
+    p.add_argument("--workers", type=int, default=0, help="data loader processes")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export a checkpoint to an ONNX model directory")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--unit", choices=["staff", "system"], default="staff")
+    p.add_argument("--quantize", action="store_true", help="int8 weights for CPU")
+    p.set_defaults(func=cmd_export)
+
+
+def _with_classes(dataset, table):
+    """Adds each example's grammar class ids (the same numbering in every worker)."""
+    from torch.utils.data import IterableDataset
+
+    class WithGrammarClasses(IterableDataset):
+        def __iter__(self):
+            for example in dataset:
+                example["class_ids"] = table.class_ids(example["ids"])
+                yield example
+
+    return WithGrammarClasses()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from omr_engine.cli import CommandError
+    from omr_engine.model.config import ModelConfig
+    from omr_engine.model.train import train
+    from omr_engine.notation.grammar import Grammar, GrammarClassTable
+    from omr_engine.notation.vocabulary import default_vocabulary
+    from omr_engine.synth.dataset import SynthIterableDataset, read_examples
+
+    if not (args.data / "manifest.json").is_file():
+        raise CommandError(f"{args.data}: not a synth dataset (no manifest.json)")
+    vocab = default_vocabulary()
+    units = [args.unit]
+    sample = (vocab.encode(t) for _, t, _ in read_examples(args.data, units))
+    table = GrammarClassTable.build(Grammar(vocab), itertools.islice(sample, 3000))
+    print(f"grammar classes: {len(table)}", file=sys.stderr)
+    train_ds = _with_classes(
+        SynthIterableDataset(args.data, vocab, units=units, shuffle_buffer=512), table
+    )
+    val_ds = None
+    if args.val_data:
+        val_ds = [
+            {"image": image, "ids": vocab.encode(tokens)}
+            for image, tokens, _ in itertools.islice(read_examples(args.val_data, units), 256)
+        ]
+    config = ModelConfig.preset(args.config)
+
+    def report(p) -> None:
+        val = f" val SER {p.val_ser:.3f}" if p.val_ser is not None else ""
+        print(
+            f"\rstep {p.step}/{p.steps} loss {p.train_loss:.3f} {p.samples_per_s:.1f}/s{val}",
+            end="\n" if val else "",
+            file=sys.stderr,
+        )
+
+    result = train(
+        config,
+        train_ds,
+        val_ds,
+        args.out,
+        vocab=vocab,
+        device=args.device,
+        init_from=args.init_from,
+        grammar_masks=table.masks(),
+        callback=report,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        grammar_weight=args.grammar_weight,
+        eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every,
+        num_workers=args.workers,
+    )
+    print(f"\nlast checkpoint {result.last_checkpoint}, best val SER {result.best_val_ser}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from omr_engine.model.export import export_model
+    from omr_engine.notation.vocabulary import default_vocabulary
+
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab_path = Path(tmp) / "vocab.json"
+        default_vocabulary().save(vocab_path)
+        out = export_model(
+            args.checkpoint, args.out_dir, quantize=args.quantize, vocab_path=vocab_path
+        )
+    config_path = out / "config.json"
+    config = json.loads(config_path.read_text())
+    config.setdefault("data", {})["unit"] = args.unit
+    config_path.write_text(json.dumps(config, indent=1))
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,327 @@
+"""Reading pages: image -> layout -> model -> tokens -> Score -> grammar, one direction.
+
+    pipe = PagePipeline()                        # the shipped model, device "auto"
+    for event in pipe.read_page(page, cancel):  # a generator: Progress reports, then a PageResult
+        ...
+
+`read_page` is a generator so a caller (the command line, a GUI worker) shows progress
+and can cancel between systems: a cancelled read raises `Cancelled` at the next report.
+`transcribe` chains pages into one Score, carrying the clef, key and time in force over
+page breaks, and gives every measure its page, its box on the scan, a confidence and the
+grammar's diagnostics.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .layout import NoStavesError, PageLayout, analyze_page, staff_crop, system_crop
+from .notation.grammar import Diagnostic, Grammar
+from .notation.score import (
+    Measure,
+    Part,
+    Rest,
+    Score,
+    StaffContext,
+    StaffMeasure,
+    apply_changes,
+)
+from .notation.tokens import tokens_by_measure, tokens_to_score
+from .notation.vocabulary import Vocabulary
+from .pages import Page
+
+#: Where the shipped model lives (overridable with DEEPMUSIC_OCR_MODEL).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "models" / "omr-small"
+
+
+def default_model_dir() -> Path:
+    return Path(os.environ.get("DEEPMUSIC_OCR_MODEL", DEFAULT_MODEL_DIR))
+
+
+class Cancelled(Exception):
+    """The user cancelled a recognition."""
+
+
+class CancelToken:
+    """Set from any thread; a running read stops at its next progress report."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """`done` of `total` steps of the current page are finished."""
+
+    done: int
+    total: int
+    message: str
+
+
+@dataclass
+class PageResult:
+    """What was read on one page; `score` is None for a page without music."""
+
+    page_index: int
+    score: Score | None
+    layout: PageLayout | None = None
+    confidences: dict[str, float] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    skipped: str = ""  # why a page was skipped (no staves)
+
+
+def split_measures(tokens: list[str], vocab: Vocabulary) -> list[list[str]]:
+    """Cut a token sequence after each barline token (a trailing open measure is kept)."""
+    out: list[list[str]] = [[]]
+    for t in tokens:
+        out[-1].append(t)
+        if vocab.info(vocab.id(t)).kind == "barline":
+            out.append([])
+    return [m for m in out if m]
+
+
+_PRE = ("repeat_start", "volta")
+
+
+def merge_staves(
+    staves: list[list[str]], vocab: Vocabulary, confidences: list[list[float]] | None = None
+) -> tuple[list[str], list[float]]:
+    """Interleave per-staff token sequences of one system into the system's order.
+
+    Measure k becomes staff 1's measure k, `<staff>`, staff 2's measure k, ..., closed by
+    staff 1's barline; repeat/volta marks come from the top staff. A staff with fewer
+    measures than the others gets nothing for the missing ones (the grammar reports it).
+    Returns the tokens and, per measure, the lowest confidence among its staves.
+    """
+    per_staff = [split_measures(s, vocab) for s in staves]
+    conf_staff = []
+    for s, measures in enumerate(per_staff):
+        flat = confidences[s] if confidences else [1.0] * sum(map(len, measures))
+        out, i = [], 0
+        for m in measures:
+            out.append(min(flat[i : i + len(m)], default=1.0))
+            i += len(m)
+        conf_staff.append(out)
+    count = max(len(m) for m in per_staff) if per_staff else 0
+    tokens: list[str] = []
+    measure_conf: list[float] = []
+    for k in range(count):
+        barline = "<barline>"
+        conf = 1.0
+        for s, measures in enumerate(per_staff):
+            if k >= len(measures):
+                conf = 0.0
+                continue
+            body = measures[k]
+            kinds = [vocab.info(vocab.id(t)).kind for t in body]
+            if kinds and kinds[-1] == "barline":
+                if s == 0:
+                    barline = body[-1]
+                body, kinds = body[:-1], kinds[:-1]
+            pre = [t for t, kd in zip(body, kinds, strict=True) if kd in _PRE]
+            body = [t for t, kd in zip(body, kinds, strict=True) if kd not in _PRE]
+            if s == 0:
+                tokens += pre
+            else:
+                tokens.append("<staff>")
+            tokens += body
+            conf = min(conf, conf_staff[s][k])
+        tokens.append(barline)
+        measure_conf.append(conf)
+    return tokens, measure_conf
+
+
+def _parts_for(first_tokens: list[str], staff_count: int) -> list[Part]:
+    """One part per staff, except a two-staff system in treble and bass clef: a piano."""
+    if staff_count == 2:
+        clefs = [t for t in first_tokens if t.startswith("<clef:")][:2]
+        if clefs == ["<clef:G2>", "<clef:F4>"]:
+            return [Part(name="Piano", staves=2)]
+    return [Part(staves=1) for _ in range(staff_count)]
+
+
+def _source_box(layout: PageLayout, box: tuple[float, float, float, float]) -> tuple:
+    """A layout (deskewed) box as the axis-aligned box around it on the scan."""
+    corners = layout.box_to_source(box)
+    xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+def _even_boxes(box: tuple[float, float, float, float], count: int) -> list[tuple]:
+    x0, y0, x1, y1 = box
+    step = (x1 - x0) / max(count, 1)
+    return [(x0 + i * step, y0, x0 + (i + 1) * step, y1) for i in range(count)]
+
+
+class PagePipeline:
+    """Loads the model once and reads pages with it."""
+
+    def __init__(
+        self,
+        model_dir: Path | None = None,
+        device: str = "auto",
+        beam: int = 1,
+        constrained: bool = True,
+        recognizer=None,
+    ) -> None:
+        if recognizer is None:
+            from .inference.session import Recognizer
+
+            recognizer = Recognizer(model_dir or default_model_dir(), device=device)
+        self.recognizer = recognizer
+        self.vocab = Vocabulary.load(recognizer.vocab_path())
+        self.grammar = Grammar(self.vocab)
+        self.beam = beam
+        self.constrained = constrained
+        meta = getattr(recognizer, "config", {}) or {}
+        self.unit = meta.get("data", {}).get("unit", "staff")
+        self.crop_margin = float(meta.get("data", {}).get("margin_spaces", 4.0))
+
+    def _recognize(self, crops: list[np.ndarray]) -> tuple[list[list[str]], list[list[float]]]:
+        factory = self.grammar.start if self.constrained else None
+        results = self.recognizer.recognize(crops, grammar_factory=factory, beam=self.beam)
+        return [self.vocab.decode(r.ids) for r in results], [r.token_confidences for r in results]
+
+    def read_page(
+        self,
+        page: Page,
+        cancel: CancelToken | None = None,
+        first_measure: int = 0,
+    ) -> Iterator[Progress | PageResult]:
+        """Read one page, yielding Progress per system and finally its PageResult.
+
+        Measure ids are `p{page}m{n}` (page and measure counted from 1 on the page), so
+        they stay unique across a document.
+        """
+        cancel = cancel or CancelToken()
+        yield Progress(0, 1, f"page {page.index + 1}: finding staves")
+        cancel.check()
+        try:
+            layout = analyze_page(page.image)
+        except NoStavesError as exc:
+            yield PageResult(page.index, None, skipped=str(exc))
+            return
+        systems = layout.systems
+        total = len(systems)
+        measures: list[Measure] = []
+        confidences: dict[str, float] = {}
+        staff_count = max(len(s.staves) for s in systems)
+        first_tokens: list[str] = []
+        for i, system in enumerate(systems):
+            yield Progress(i, total, f"page {page.index + 1}: reading system {i + 1} of {total}")
+            cancel.check()
+            if self.unit == "system":
+                crop = system_crop(page.image, layout, i, self.crop_margin)
+                seqs, confs = self._recognize([crop.image])
+                tokens, conf = merge_staves(seqs, self.vocab, confs)
+            else:
+                crops = [
+                    staff_crop(page.image, layout, i, s, self.crop_margin).image
+                    for s in range(len(system.staves))
+                ]
+                seqs, confs = self._recognize(crops)
+                tokens, conf = merge_staves(seqs, self.vocab, confs)
+            if i == 0:
+                first_tokens = tokens
+            part_score = tokens_to_score(tokens)
+            boxes = list(system.measure_boxes)
+            if len(boxes) != len(part_score.measures):
+                boxes = _even_boxes(system.box, len(part_score.measures))
+            for measure, box, c in zip(part_score.measures, boxes, conf, strict=False):
+                n = first_measure + len(measures)
+                measure.id = f"p{page.index + 1}m{len(measures) + 1}"
+                measure.number = str(n + 1)
+                measure.page = page.index
+                measure.box = _source_box(layout, box)
+                while len(measure.staves) < staff_count:
+                    measure.staves.append(StaffMeasure(voices=[[Rest(None)]]))
+                confidences[measure.id] = float(c)
+                measures.append(measure)
+        score = Score(parts=_parts_for(first_tokens, staff_count), measures=measures)
+        yield Progress(total, total, f"page {page.index + 1}: done")
+        yield PageResult(page.index, score, layout, confidences)
+
+
+def validate(
+    score: Score, contexts: list[StaffContext] | None = None, piece_start: bool = True
+) -> list[Diagnostic]:
+    """Grammar diagnostics of a (part of a) transcription, with measure ids and numbers."""
+    grammar = Grammar()
+    tokens = [t for m in tokens_by_measure(score) for t in m]
+    diagnostics = grammar.validate_tokens(tokens, contexts=contexts, piece_start=piece_start)
+    for d in diagnostics:
+        if 0 <= d.measure < len(score.measures):
+            d.measure_id = score.measures[d.measure].id
+            d.measure_number = score.measures[d.measure].number
+    return diagnostics
+
+
+@dataclass
+class Transcription:
+    """A whole document read: one Score, per-page results, and every measure's diagnostics."""
+
+    score: Score
+    pages: list[PageResult]
+    diagnostics: list[Diagnostic]
+    confidences: dict[str, float]
+
+
+def transcribe(
+    pages: Iterable[Page],
+    pipeline: PagePipeline,
+    cancel: CancelToken | None = None,
+    on_progress=None,
+) -> Transcription:
+    """Read pages in order into one Score; clef, key and time carry over page breaks."""
+    results: list[PageResult] = []
+    measures: list[Measure] = []
+    parts: list[Part] | None = None
+    diagnostics: list[Diagnostic] = []
+    confidences: dict[str, float] = {}
+    contexts: list[StaffContext] | None = None
+    for page in pages:
+        for event in pipeline.read_page(page, cancel, first_measure=len(measures)):
+            if isinstance(event, Progress):
+                if on_progress:
+                    on_progress(page, event)
+                continue
+            results.append(event)
+            if event.score is None:
+                continue
+            page_score = event.score
+            if parts is None or sum(p.staves for p in parts) < page_score.staff_count:
+                parts = page_score.parts
+            event.diagnostics = validate(page_score, contexts, piece_start=not measures)
+            diagnostics += event.diagnostics
+            confidences.update(event.confidences)
+            contexts = contexts or [StaffContext() for _ in range(page_score.staff_count)]
+            while len(contexts) < page_score.staff_count:
+                contexts.append(StaffContext())
+            for m in page_score.measures:
+                for ctx, sm in zip(contexts, m.staves, strict=False):
+                    apply_changes(ctx, sm)
+            measures += page_score.measures
+    staff_count = sum(p.staves for p in parts) if parts else 1
+    for m in measures:
+        while len(m.staves) < staff_count:
+            m.staves.append(StaffMeasure(voices=[[Rest(None)]]))
+        del m.staves[staff_count:]
+    score = Score(parts=parts or [Part()], measures=measures)
+    return Transcription(score, results, diagnostics, confidences)

@@ -1,0 +1,188 @@
+"""Reading a built dataset: a torch-free streaming reader, and a torch IterableDataset.
+
+    from omr_engine.synth.dataset import read_examples, SynthIterableDataset
+    for image, tokens, meta in read_examples("/work/data/synth100k"):
+        ...
+    ds = SynthIterableDataset("/work/data/synth100k", shuffle_buffer=512, seed=0)
+    loader = DataLoader(ds, batch_size=32, num_workers=4, collate_fn=Collate(cfg))
+
+Shards are read front to back (one open file, one example in memory at a time, plus the
+shuffle buffer's PNG bytes). `SynthIterableDataset` is defined on first use so that
+importing this module does not import torch; it hands each DataLoader worker (and each
+distributed rank) its own shards, and yields dicts with ``image`` (uint8 H x W), ``ids``
+(token ids in the given vocabulary), ``tokens`` and ``meta`` -- the example form
+`omr_engine.model.data.Collate` takes.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "dataset_shards",
+    "decode_png",
+    "read_examples",
+    "read_manifest",
+]  # + SynthIterableDataset
+
+
+def read_manifest(root: Path | str) -> dict[str, Any]:
+    return json.loads((Path(root) / "manifest.json").read_text())
+
+
+def dataset_shards(root: Path | str) -> list[Path]:
+    """The completed shards of a dataset folder, in order (from its manifest)."""
+    root = Path(root)
+    return [root / s["name"] for s in read_manifest(root)["shards"]]
+
+
+def _iter_raw(shard: Path) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
+    """(key, PNG bytes, meta) of each example of one shard, streamed."""
+    png: tuple[str, bytes] | None = None
+    with tarfile.open(shard, "r|") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            key, _, suffix = member.name.partition(".")
+            f = tar.extractfile(member)
+            data = f.read() if f is not None else b""
+            if suffix == "png":
+                png = (key, data)
+            elif suffix == "json" and png is not None and png[0] == key:
+                yield key, png[1], json.loads(data)
+                png = None
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ValueError("undecodable PNG in shard")
+    return image
+
+
+def read_examples(
+    source: Path | str | Sequence[Path | str],
+    units: Iterable[str] | None = None,
+) -> Iterator[tuple[np.ndarray, list[str], dict[str, Any]]]:
+    """(image, tokens, meta) of every example, shard by shard. `source` is a dataset
+    folder or a list of shard files; `units` keeps only "staff" or "system" examples."""
+    shards = (
+        dataset_shards(source)
+        if isinstance(source, (str, Path)) and Path(source).is_dir()
+        else [Path(p) for p in ([source] if isinstance(source, (str, Path)) else source)]
+    )
+    keep = set(units) if units is not None else None
+    for shard in shards:
+        for _, png, meta in _iter_raw(shard):
+            if keep is None or meta["unit"] in keep:
+                yield decode_png(png), meta["tokens"].split(), meta
+
+
+_TORCH_CLASS: type | None = None
+
+
+def _define_torch_class() -> type:
+    import torch
+    from torch.utils.data import IterableDataset, get_worker_info
+
+    from ..notation.vocabulary import Vocabulary, default_vocabulary
+
+    class SynthIterableDataset(IterableDataset):
+        """Streams a dataset folder; shards are dealt to (rank, worker) pairs in turn.
+
+        Each pass (`__iter__`) shuffles the shard order with (seed, pass) and, with
+        ``shuffle_buffer`` > 0, the examples through a buffer of that many. With more
+        readers than shards some readers get none, so keep shards >= ranks x workers.
+        """
+
+        def __init__(
+            self,
+            root: Path | str,
+            vocab: Vocabulary | None = None,
+            units: Iterable[str] | None = None,
+            shuffle_buffer: int = 0,
+            seed: int = 0,
+            rank: int | None = None,
+            world_size: int | None = None,
+        ) -> None:
+            super().__init__()
+            self.root = Path(root)
+            self.shards = dataset_shards(self.root)
+            self.vocab = vocab or default_vocabulary()
+            self.units = set(units) if units is not None else None
+            self.shuffle_buffer = shuffle_buffer
+            self.seed = seed
+            self.rank, self.world_size = rank, world_size
+            self.epoch = 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def _readers(self) -> tuple[int, int]:
+            rank, world = self.rank, self.world_size
+            if rank is None or world is None:
+                dist = torch.distributed
+                ready = dist.is_available() and dist.is_initialized()
+                rank, world = (dist.get_rank(), dist.get_world_size()) if ready else (0, 1)
+            info = get_worker_info()
+            workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+            return rank * workers + worker, world * workers
+
+        def __iter__(self) -> Iterator[dict[str, Any]]:
+            reader, readers = self._readers()
+            rng = np.random.default_rng([self.seed, self.epoch])
+            self.epoch += 1
+            order = rng.permutation(len(self.shards))
+            mine = [self.shards[i] for i in order[reader::readers]]
+            raw = (
+                (png, meta)
+                for shard in mine
+                for _, png, meta in _iter_raw(shard)
+                if self.units is None or meta["unit"] in self.units
+            )
+            for png, meta in _shuffled(raw, self.shuffle_buffer, rng):
+                tokens = meta["tokens"].split()
+                yield {
+                    "image": decode_png(png),
+                    "ids": self.vocab.encode(tokens),
+                    "tokens": tokens,
+                    "meta": meta,
+                }
+
+    SynthIterableDataset.__module__ = __name__
+    SynthIterableDataset.__qualname__ = "SynthIterableDataset"
+    return SynthIterableDataset
+
+
+def _shuffled(items: Iterator[Any], size: int, rng: np.random.Generator) -> Iterator[Any]:
+    if size <= 1:
+        yield from items
+        return
+    buffer: list[Any] = []
+    for item in items:
+        if len(buffer) < size:
+            buffer.append(item)
+            continue
+        j = int(rng.integers(0, size))
+        yield buffer[j]
+        buffer[j] = item
+    rng.shuffle(buffer)  # type: ignore[arg-type]
+    yield from buffer
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: the torch class is made on first access, so importing this module (and
+    # `read_examples`) needs no torch; pickling by name works in DataLoader workers.
+    global _TORCH_CLASS
+    if name == "SynthIterableDataset":
+        if _TORCH_CLASS is None:
+            _TORCH_CLASS = _define_torch_class()
+        return _TORCH_CLASS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

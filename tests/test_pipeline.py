@@ -1,0 +1,203 @@
+"""The page pipeline: layout -> recognizer -> tokens -> Score, assembly across systems and pages,
+and the `transcribe`/`batch` verbs' handling of outputs and bad input.
+
+The recognizer here is a test double that answers each staff crop with the true tokens of
+the bundled sample page, so these tests check the plumbing exactly; the model's own
+accuracy is measured on held-out data in benchmarks, not here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from omr_engine.cli import main
+from omr_engine.inference.decoding import Result
+from omr_engine.notation.music21_io import read_score
+from omr_engine.notation.tokens import score_to_tokens, tokens_by_measure
+from omr_engine.notation.vocabulary import default_vocabulary
+from omr_engine.pages import Page
+from omr_engine.pipeline import (
+    Cancelled,
+    CancelToken,
+    PagePipeline,
+    PageResult,
+    Progress,
+    merge_staves,
+    transcribe,
+)
+from omr_engine.synth.examples import single_staff
+
+SAMPLES = Path(__file__).resolve().parent.parent / "resources" / "samples"
+SYSTEM_STARTS = (0, 5, 10)  # the sample page shows measures 1-5 and 6-10 on two systems
+
+
+class TrueTokens:
+    """Answers staff crops, in reading order, with the source's tokens for that staff."""
+
+    def __init__(self, pages: int = 1) -> None:
+        score, _ = read_score(SAMPLES / "bwv66.6.musicxml")
+        vocab = default_vocabulary()
+        self.answers = []
+        for _ in range(pages):
+            for a, b in zip(SYSTEM_STARTS, SYSTEM_STARTS[1:], strict=False):
+                for s in range(score.staff_count):
+                    tokens = score_to_tokens(single_staff(score, s), a, b)
+                    self.answers.append(vocab.encode(tokens))
+        self.config = {"data": {"unit": "staff"}}
+        self.calls = 0
+
+    def vocab_path(self, _tmp=[]) -> Path:  # noqa: B006 - one file per process is enough
+        if not _tmp:
+            import tempfile
+
+            path = Path(tempfile.mkdtemp()) / "vocab.json"
+            default_vocabulary().save(path)
+            _tmp.append(path)
+        return _tmp[0]
+
+    def recognize(self, images, grammar_factory=None, beam=1):
+        out = []
+        for _ in images:
+            ids = self.answers[self.calls]
+            self.calls += 1
+            out.append(Result(ids, [0.9] * len(ids)))
+        return out
+
+
+def sample_page(index: int = 0) -> Page:
+    image = cv2.imread(str(SAMPLES / "bwv66.6-scan.png"), cv2.IMREAD_GRAYSCALE)
+    return Page(image=image, dpi=150.0, source=SAMPLES / "bwv66.6-scan.png", index=index)
+
+
+def test_merge_staves_interleaves_measures_and_keeps_repeats_from_the_top_staff():
+    vocab = default_vocabulary()
+    top = "<repeat-start> <clef:G2> <note:C5-whole> <barline:repeat-end> <note:D5-whole> <barline>"
+    low = "<repeat-start> <clef:F4> <note:C3-whole> <barline:repeat-end> <note:D3-whole> <barline>"
+    tokens, conf = merge_staves([top.split(), low.split()], vocab)
+    assert (
+        tokens
+        == (
+            "<repeat-start> <clef:G2> <note:C5-whole> <staff> <clef:F4> <note:C3-whole> "
+            "<barline:repeat-end> <note:D5-whole> <staff> <note:D3-whole> <barline>"
+        ).split()
+    )
+    assert conf == [1.0, 1.0]
+
+
+def test_a_page_is_read_into_the_source_measures_with_boxes_and_ids():
+    pipe = PagePipeline(recognizer=TrueTokens())
+    events = list(pipe.read_page(sample_page()))
+    assert all(isinstance(e, Progress) for e in events[:-1])
+    result = events[-1]
+    assert isinstance(result, PageResult) and result.score is not None
+    source, _ = read_score(SAMPLES / "bwv66.6.musicxml")
+    assert tokens_by_measure(result.score) == tokens_by_measure(source)
+    assert [m.id for m in result.score.measures] == [f"p1m{i}" for i in range(1, 11)]
+    h, w = sample_page().image.shape
+    for m in result.score.measures:
+        x0, y0, x1, y1 = m.box
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h and m.page == 0
+    assert set(result.confidences.values()) == {0.9}
+
+
+def test_transcribe_chains_pages_and_validates_with_the_context_carried_over():
+    pipe = PagePipeline(recognizer=TrueTokens(pages=2))
+    result = transcribe([sample_page(0), sample_page(1)], pipe)
+    assert len(result.score.measures) == 20
+    assert len({m.id for m in result.score.measures}) == 20
+    # page 2 restarts with the pickup-sized first measure: one diagnostic, on page 2
+    assert {d.measure_id for d in result.diagnostics} <= {"p2m1"}
+
+
+def test_cancelling_stops_a_page_at_the_next_report():
+    pipe = PagePipeline(recognizer=TrueTokens())
+    cancel = CancelToken()
+    reader = pipe.read_page(sample_page(), cancel)
+    next(reader)
+    cancel.cancel()
+    with pytest.raises(Cancelled):
+        list(reader)
+
+
+def test_a_page_without_staves_is_skipped_not_read():
+    blank = Page(
+        image=sample_page().image[:40, :40] * 0 + 255, dpi=300.0, source=Path("t"), index=0
+    )
+    result = list(PagePipeline(recognizer=TrueTokens()).read_page(blank))[-1]
+    assert result.score is None and result.skipped
+
+
+@pytest.fixture
+def true_pipeline(monkeypatch):
+    import omr_engine.cli as cli
+
+    monkeypatch.setattr(cli, "load_pipeline", lambda *a, **k: PagePipeline(recognizer=TrueTokens()))
+
+
+def test_transcribe_writes_musicxml_and_a_report_and_never_overwrites(
+    true_pipeline, tmp_path, capsys
+):
+    out, report = tmp_path / "sample.musicxml", tmp_path / "report.json"
+    args = [
+        "transcribe",
+        str(SAMPLES / "bwv66.6-scan.png"),
+        "-o",
+        str(out),
+        "--report",
+        str(report),
+    ]
+    assert main(args) == 0
+    assert "1 page, 10 measures, 0 flagged" in capsys.readouterr().out
+    again, _ = read_score(out)
+    assert len(again.measures) == 10
+    data = json.loads(report.read_text())
+    assert len(data["measures"]) == 10 and data["measures"][0]["page"] == 1
+    before = out.read_bytes()
+    assert main(args) == 5
+    assert out.read_bytes() == before
+
+
+def test_transcribe_rejects_a_text_file_named_png_with_one_line(true_pipeline, tmp_path, capsys):
+    fake = tmp_path / "notes.png"
+    fake.write_text("not an image")
+    assert main(["transcribe", str(fake), "-o", str(tmp_path / "x.musicxml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "notes.png" in err and "\n" not in err
+    assert not (tmp_path / "x.musicxml").exists()
+
+
+def test_transcribe_reports_a_page_without_music(true_pipeline, tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), sample_page().image[:200, :200] * 0 + 255)
+    assert main(["transcribe", str(blank), "-o", str(tmp_path / "x.musicxml")]) == 6
+    assert "no music found" in capsys.readouterr().err
+
+
+def test_batch_reads_a_folder_records_failures_and_resumes(
+    true_pipeline, tmp_path, capsys, monkeypatch
+):
+    import omr_engine.batch as batch
+
+    monkeypatch.setattr(batch, "_pipeline", None)
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    (src / "a.png").write_bytes((SAMPLES / "bwv66.6-scan.png").read_bytes())
+    (src / "broken.pdf").write_text("%PDF-1.4 this is not a pdf")
+    assert main(["batch", str(src), str(out)]) == 7
+    assert (out / "a.musicxml").exists() and (out / "a.report.json").exists()
+    failures = json.loads((out / "batch-failures.json").read_text())
+    assert [f["file"] for f in failures] == ["broken.pdf"]
+    assert not list(out.glob(".*partial*"))
+    capsys.readouterr()
+    (src / "broken.pdf").unlink()
+    assert main(["batch", str(src), str(out)]) == 0
+    assert "skipped (done)" in capsys.readouterr().out
+
+
+def test_batch_refuses_a_folder_without_images(tmp_path, capsys):
+    assert main(["batch", str(tmp_path), str(tmp_path / "out")]) == 2
+    assert "no PDF or image files" in capsys.readouterr().err

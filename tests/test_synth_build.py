@@ -1,0 +1,178 @@
+"""Dataset builds: split by piece, resumable, deterministic, streamable."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omr_engine.cli import main
+from omr_engine.notation.grammar import Grammar
+from omr_engine.synth.build import (
+    BuildConfig,
+    BuildError,
+    build,
+    format_progress,
+    job_examples,
+    shard_counts,
+)
+from omr_engine.synth.dataset import read_examples, read_manifest
+from omr_engine.synth.sources import (
+    PieceError,
+    PieceStore,
+    corpus_files,
+    split_files,
+    split_of,
+)
+
+# Generated pieces only: a build test must not wait for music21 to read the corpus.
+FAST = BuildConfig(seed=3, shard_size=3, generated=1.0, max_per_job=8)
+
+
+def test_split_is_by_file_and_deterministic():
+    train, val = set(split_files("train")), set(split_files("val"))
+    assert not train & val
+    assert train | val == set(corpus_files())
+    assert 0.03 < len(val) / len(corpus_files()) < 0.07
+    # Tunes of an ABC book and the book itself fall on the same side.
+    book = next(f for f in corpus_files() if f.startswith("essenFolksong/"))
+    assert split_of(f"{book}#3") == split_of(book)
+    assert not any(f.endswith(".rntxt") for f in corpus_files())
+
+
+def test_split_json_lists_the_validation_pieces(tmp_path):
+    build(tmp_path, 2, FAST, workers=0)
+    split = json.loads((tmp_path / "split.json").read_text())
+    assert split["validation"] == list(split_files("val"))
+    assert split["validation_files"] + split["train_files"] == len(corpus_files())
+
+
+def test_generated_pieces_differ_between_splits(tmp_path):
+    def pieces(split: str) -> set[str]:
+        out = tmp_path / split
+        build(out, 3, BuildConfig(**{**_fields(FAST), "split": split}), workers=0)
+        return {meta["piece"] for _, _, meta in read_examples(out)}
+
+    assert not pieces("train") & pieces("val")
+
+
+def _fields(config: BuildConfig) -> dict:
+    return {k: v for k, v in config.to_json().items() if k != "format"}
+
+
+def _bytes(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("shard-*"))}
+
+
+def test_resume_redoes_nothing_and_rebuilds_identical_bytes(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    build(a, 7, FAST, workers=0)
+    first = _bytes(a)
+    assert sorted(first) == [f"shard-0000{k}.{s}" for k in range(3) for s in ("json", "tar")]
+    # Same seed elsewhere: the same bytes.
+    build(b, 7, FAST, workers=0)
+    assert _bytes(b) == first
+    # Lose shard 1; a restart makes only its 3 examples and leaves the others alone.
+    (a / "shard-00001.tar").unlink()
+    kept = (a / "shard-00000.tar").stat().st_mtime_ns
+    seen = []
+    summary = build(a, 7, FAST, workers=0, progress=lambda done, total, s: seen.append(done))
+    assert summary.built_shards == 1 and summary.examples == 7
+    assert seen[0] == 4 and seen[-1] == 7
+    assert (a / "shard-00000.tar").stat().st_mtime_ns == kept
+    assert _bytes(a) == first
+    # Asking for more keeps the full shards and grows the short last one.
+    build(a, 9, FAST, workers=0)
+    assert (a / "shard-00000.tar").stat().st_mtime_ns == kept
+    assert read_manifest(a)["examples"] == 9
+
+
+def test_interrupted_build_leaves_no_partial_shard_and_continues(tmp_path):
+    def stop_at_4(done, total, seconds):
+        if done == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build(tmp_path, 6, FAST, workers=0, progress=stop_at_4)
+    assert not list(tmp_path.glob("*.partial"))
+    assert sorted(p.name for p in tmp_path.glob("shard-*.tar")) == ["shard-00000.tar"]
+    summary = build(tmp_path, 6, FAST, workers=0)
+    assert summary.built_shards == 1 and read_manifest(tmp_path)["complete"]
+
+
+def test_other_settings_in_the_same_folder_are_refused(tmp_path):
+    build(tmp_path, 2, FAST, workers=0)
+    with pytest.raises(BuildError, match="seed"):
+        build(tmp_path, 2, BuildConfig(**{**_fields(FAST), "seed": 4}), workers=0)
+
+
+def test_shards_stream_as_webdataset_pairs_with_grammatical_tokens(tmp_path):
+    build(tmp_path, 5, FAST, workers=0)
+    with tarfile.open(tmp_path / "shard-00000.tar") as tar:
+        names = tar.getnames()
+    assert names == [f"00000-{i:05d}.{s}" for i in range(3) for s in ("png", "json")]
+    grammar = Grammar()
+    examples = list(read_examples(tmp_path))
+    assert len(examples) == 5
+    for image, tokens, meta in examples:
+        assert image.dtype == np.uint8 and image.shape == (meta["height"], meta["width"])
+        assert meta["unit"] in ("staff", "system") and meta["piece"].startswith("gen/")
+        assert len(meta["measure_boxes"]) == meta["measures"][1] - meta["measures"][0]
+        # A line that does not open the piece needs the context before it; a generated
+        # piece states it in its first measure, so check those lines alone.
+        if meta["measures"][0] == meta["window"][0] == 0:
+            assert grammar.validate_tokens(tokens, piece_start=True) == []
+    index = json.loads((tmp_path / "shard-00000.json").read_text())
+    assert [e["key"] for e in index["examples"]] == ["00000-00000", "00000-00001", "00000-00002"]
+    only_staff = list(read_examples(tmp_path, units=["staff"]))
+    assert all(meta["unit"] == "staff" for _, _, meta in only_staff)
+
+
+def test_torch_dataset_gives_each_worker_its_own_shards(tmp_path):
+    torch = pytest.importorskip("torch")
+    from omr_engine.synth.dataset import SynthIterableDataset
+
+    build(tmp_path, 6, FAST, workers=0)
+    ds = SynthIterableDataset(tmp_path, shuffle_buffer=4, seed=1)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+    keys = [
+        (ex["meta"]["piece"], tuple(ex["meta"]["measures"]), ex["meta"]["unit"]) for ex in loader
+    ]
+    assert len(keys) == 6
+    plain = [(m["piece"], tuple(m["measures"]), m["unit"]) for _, _, m in read_examples(tmp_path)]
+    assert Counter(keys) == Counter(plain)
+    first = next(iter(SynthIterableDataset(tmp_path)))
+    assert first["ids"] and len(first["ids"]) == len(first["tokens"])
+
+
+def test_unreadable_corpus_piece_is_skipped_and_counted(tmp_path):
+    store = PieceStore(tmp_path)
+    stats: Counter = Counter()
+    failed: set[str] = set()
+    assert job_examples("no/such/piece.krn", 1, FAST, store, stats, failed) == []
+    assert stats["jobs_unreadable_piece"] == 1 and failed == {"no/such/piece.krn"}
+    with pytest.raises(PieceError):
+        store.get("no/such/piece.krn")  # the failure is cached too
+
+
+def test_shard_counts_and_progress_text():
+    assert shard_counts(7, 3) == [3, 3, 1]
+    assert shard_counts(6, 3) == [3, 3]
+    assert format_progress(1200, 100000, 1200 / 85) == "    1200/100000 examples  85.0/s  eta 19:22"
+
+
+def test_cli_builds_resumes_and_previews(tmp_path, capsys):
+    args = ["synth", "--out", str(tmp_path / "d"), "--count", "4", "--workers", "0"]
+    args += ["--shard-size", "2", "--generated", "1", "--seed", "5"]
+    assert main(args) == 0
+    assert "4 examples in 2 shards (2 built now" in capsys.readouterr().err
+    assert main(args) == 0
+    assert "(0 built now" in capsys.readouterr().err
+    sheet = tmp_path / "sheet.png"
+    assert main(["synth", "--preview", str(sheet), "--count", "2", "--generated", "1"]) == 0
+    assert sheet.stat().st_size > 1000
+    assert main(["synth", "--count", "3"]) == 2  # no --out

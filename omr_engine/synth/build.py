@@ -50,7 +50,7 @@ import numpy as np
 
 from .engrave import sample_style
 from .examples import UNITS, Example, engrave_examples, excerpt, printable
-from .sources import PieceError, PieceStore, split_files, tunes, write_split
+from .sources import PieceError, PieceStore, file_weights, split_files, tunes, write_split
 
 __all__ = [
     "BuildConfig",
@@ -64,7 +64,7 @@ __all__ = [
     "write_shard",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: corpus collections weighted by the square root of their size
 _SPLIT_CODE = {"train": 0, "val": 1}
 _PNG = [cv2.IMWRITE_PNG_COMPRESSION, 3]
 
@@ -180,13 +180,14 @@ def shard_examples(
     """The endless, deterministic example stream of one shard."""
     rng = np.random.default_rng([config.seed, _SPLIT_CODE[config.split], shard])
     files = split_files(config.split)
+    weights = file_weights(config.split)
     barren = 0
     while True:
         job_seed = int(rng.integers(0, 2**63 - 1))
         if rng.random() < config.generated or not files:
             piece_id = f"gen/{int(rng.integers(0, 2**63 - 1))}"
         else:
-            relpath = files[int(rng.integers(0, len(files)))]
+            relpath = files[int(rng.choice(len(files), p=weights))]
             numbers = tunes(relpath)
             piece_id = relpath
             if numbers:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .layout import NoStavesError, PageLayout, analyze_page, staff_crop, system_crop
-from .notation.grammar import Diagnostic, Grammar
+from .notation.grammar import Diagnostic, Grammar, validate_score
 from .notation.score import (
     Measure,
     Part,
@@ -32,7 +32,7 @@ from .notation.score import (
     StaffMeasure,
     apply_changes,
 )
-from .notation.tokens import tokens_by_measure, tokens_to_score
+from .notation.tokens import tokens_to_score
 from .notation.vocabulary import Vocabulary
 from .pages import Page
 
@@ -259,20 +259,6 @@ class PagePipeline:
         yield PageResult(page.index, score, layout, confidences)
 
 
-def validate(
-    score: Score, contexts: list[StaffContext] | None = None, piece_start: bool = True
-) -> list[Diagnostic]:
-    """Grammar diagnostics of a (part of a) transcription, with measure ids and numbers."""
-    grammar = Grammar()
-    tokens = [t for m in tokens_by_measure(score) for t in m]
-    diagnostics = grammar.validate_tokens(tokens, contexts=contexts, piece_start=piece_start)
-    for d in diagnostics:
-        if 0 <= d.measure < len(score.measures):
-            d.measure_id = score.measures[d.measure].id
-            d.measure_number = score.measures[d.measure].number
-    return diagnostics
-
-
 @dataclass
 class Transcription:
     """A whole document read: one Score, per-page results, and every measure's diagnostics."""
@@ -308,7 +294,9 @@ def transcribe(
             page_score = event.score
             if parts is None or sum(p.staves for p in parts) < page_score.staff_count:
                 parts = page_score.parts
-            event.diagnostics = validate(page_score, contexts, piece_start=not measures)
+            event.diagnostics = validate_score(
+                page_score, pipeline.grammar, contexts, piece_start=not measures
+            )
             diagnostics += event.diagnostics
             confidences.update(event.confidences)
             contexts = contexts or [StaffContext() for _ in range(page_score.staff_count)]

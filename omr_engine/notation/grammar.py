@@ -654,11 +654,17 @@ class Grammar:
         return ids, np.stack(masks)
 
 
-def validate_score(score: Score, grammar: Grammar | None = None) -> list[Diagnostic]:
-    """Diagnostics for a whole score, each naming its measure's id and number."""
+def validate_score(
+    score: Score,
+    grammar: Grammar | None = None,
+    contexts: list[StaffContext] | None = None,
+    piece_start: bool = True,
+) -> list[Diagnostic]:
+    """Diagnostics for a score (or a part of one that continues `contexts`), each naming
+    its measure's id and number."""
     grammar = grammar or Grammar()
     tokens = [t for measure in tokens_by_measure(score) for t in measure]
-    diagnostics = grammar.validate_tokens(tokens, piece_start=True)
+    diagnostics = grammar.validate_tokens(tokens, contexts=contexts, piece_start=piece_start)
     for d in diagnostics:
         if 0 <= d.measure < len(score.measures):
             d.measure_id = score.measures[d.measure].id

@@ -3,7 +3,10 @@
 PDF pages are rendered with pymupdf: a page that is one scanned image is rendered at that
 image's own resolution (at most 600 dpi, at least 72), any other page at 300 dpi. Raster
 images (PNG, JPEG, TIFF including multi-page TIFF, BMP, WebP, JPEG 2000) are read with
-Pillow; their resolution comes from the file (300 dpi when it says nothing usable).
+Pillow; their resolution comes from the file (300 dpi when it says nothing usable). A
+phone photo is straightened and its lighting evened on the way in
+(:func:`omr_engine.layout.photo.correct_photo`; ``Page.corrections`` says what was done),
+so every later stage, and the studio, sees the flat sheet.
 
 Every problem a user can cause is an :class:`InputError` whose message is one sentence
 naming the file (and page), and whose ``exit_code`` tells a command line what happened:
@@ -34,6 +37,8 @@ import numpy as np
 import pymupdf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .layout.photo import correct_photo
+
 __all__ = [
     "MAX_PIXELS",
     "MAX_SIDE",
@@ -62,12 +67,14 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 @dataclass(frozen=True, eq=False)
 class Page:
     """One page: ``image`` is grayscale uint8 (H, W), dark ink on light paper; ``index``
-    is the 0-based page number within ``source``."""
+    is the 0-based page number within ``source``; ``corrections`` names what was done to
+    a photographed page (empty for a scan or a PDF)."""
 
     image: np.ndarray
     dpi: float
     source: Path
     index: int
+    corrections: tuple[str, ...] = ()
 
 
 class InputError(Exception):
@@ -307,7 +314,14 @@ def _read_frames(im: Image.Image, path: Path, selected: list[int], count: int) -
                 raise UnreadableInputError.about(
                     path, "the image data is truncated or corrupt", page
                 ) from e
-            yield Page(image=image, dpi=_dpi(im.info), source=path, index=index)
+            fix = correct_photo(image)
+            yield Page(
+                image=fix.image,
+                dpi=_dpi(im.info),
+                source=path,
+                index=index,
+                corrections=tuple(fix.corrections),
+            )
     finally:
         im.close()
 

@@ -211,7 +211,8 @@ class PagePipeline:
         they stay unique across a document.
         """
         cancel = cancel or CancelToken()
-        yield Progress(0, 1, f"page {page.index + 1}: finding staves")
+        fixed = f" (photo: {', '.join(page.corrections)})" if page.corrections else ""
+        yield Progress(0, 1, f"page {page.index + 1}: finding staves{fixed}")
         cancel.check()
         try:
             layout = analyze_page(page.image)

@@ -105,6 +105,17 @@ def test_onnxruntime_matches_torch_on_random_crops(exported):
     np.testing.assert_allclose(logits, ref.numpy(), atol=1e-4, rtol=1e-4)
 
 
+def test_onnxruntime_matches_torch_with_merged_patch_rows(tmp_path):
+    torch.manual_seed(1)
+    vocab = ToyVocab()
+    cfg = ModelConfig.preset("tiny", merge_rows_after=0).with_vocab(vocab)
+    model = OMRModel(cfg, vocab.factors()).eval()
+    vocab_file = tmp_path / "vocab.json"
+    vocab_file.write_text('{"tokens": []}')
+    out = export_model(model, tmp_path / "model", vocab_path=vocab_file)
+    assert_same_tokens(model, out, random_crops(6, seed=3))
+
+
 def test_onnxruntime_matches_torch_on_a_trained_model(tmp_path):
     from omr_engine.model.train import model_from_checkpoint, train
 

@@ -79,7 +79,7 @@ def test_forward_shapes():
     assert out.ctc_logits.shape == (3, c, cfg.vocab_size + 1)
     assert out.ctc_lengths.tolist() == [c, -(-(widths[1].item()) // 8), -(-21 // 8)]
     cross, valid = model.encode(pixels, widths)
-    s = cfg.patch_rows * c
+    s = cfg.memory_rows * c
     assert len(cross) == cfg.dec_layers
     h, hd = cfg.dec_heads, cfg.dec_head_dim
     assert all(k.shape == (3, h, hd, s) and v.shape == (3, h, s, hd) for k, v in cross)
@@ -106,9 +106,10 @@ def test_cached_decoding_equals_full_recomputation():
     torch.testing.assert_close(chunk, full[:, 3:5], atol=1e-5, rtol=1e-5)
 
 
-def test_padding_does_not_change_a_crop():
+@pytest.mark.parametrize("merge_rows_after", [-1, 0])
+def test_padding_does_not_change_a_crop(merge_rows_after):
     """A crop alone and the same crop padded in a wider batch give the same memory."""
-    model = tiny_model()
+    model = tiny_model(merge_rows_after=merge_rows_after)
     cfg = model.cfg
     pixels, _, _ = random_batch(cfg)
     w = 2 * cfg.preprocess.width_multiple
@@ -120,7 +121,7 @@ def test_padding_does_not_change_a_crop():
     with torch.no_grad():
         m1, v1 = model.forward_features(crop, torch.tensor([50]))
         m2, v2 = model.forward_features(wide, torch.tensor([50, 2 * w]))
-    r = cfg.patch_rows
+    r = cfg.memory_rows
     a = m1.view(1, r, -1, cfg.d_model)
     b = m2[:1].view(1, r, -1, cfg.d_model)[:, :, : a.shape[2]]
     valid = v1.view(1, r, -1)[0, 0].bool()

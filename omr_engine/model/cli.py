@@ -14,7 +14,13 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the recognition model on a synth dataset")
-    p.add_argument("--data", type=Path, required=True, help="training dataset folder")
+    p.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        required=True,
+        help="training dataset folder (repeatable)",
+    )
     p.add_argument("--val-data", type=Path, help="validation dataset folder (held-out pieces)")
     p.add_argument("--config", default="small", help="model preset: tiny, small or base")
     p.add_argument("--unit", choices=["staff", "system"], default="staff")
@@ -28,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--workers", type=int, default=0, help="data loader processes")
+    p.add_argument(
+        "--curriculum",
+        action="store_true",
+        help="load crops into memory and train short, clean line starts first (staff unit)",
+    )
+    p.add_argument("--max-examples", type=int, help="with --curriculum: crops to load")
+    p.add_argument("--val-samples", type=int, default=256, help="validation crops per evaluation")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="export a checkpoint to an ONNX model directory")
@@ -59,23 +72,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     from omr_engine.notation.vocabulary import default_vocabulary
     from omr_engine.synth.dataset import SynthIterableDataset, read_examples
 
-    if not (args.data / "manifest.json").is_file():
-        raise CommandError(f"{args.data}: not a synth dataset (no manifest.json)")
+    for folder in args.data:
+        if not (folder / "manifest.json").is_file():
+            raise CommandError(f"{folder}: not a synth dataset (no manifest.json)")
     vocab = default_vocabulary()
     units = [args.unit]
-    sample = (vocab.encode(t) for _, t, _ in read_examples(args.data, units))
+    sample = (vocab.encode(t) for _, t, _ in read_examples(args.data[0], units))
     table = GrammarClassTable.build(Grammar(vocab), itertools.islice(sample, 3000))
     print(f"grammar classes: {len(table)}", file=sys.stderr)
-    train_ds = _with_classes(
-        SynthIterableDataset(args.data, vocab, units=units, shuffle_buffer=512), table
-    )
+    config = ModelConfig.preset(args.config)
+    curriculum = None
+    if args.curriculum:
+        from omr_engine.model.curriculum import PrefixCropDataset, Schedule, load_records
+
+        records = load_records(
+            args.data, config.preprocess, vocab, unit=args.unit, limit=args.max_examples
+        )
+        print(f"loaded {len(records)} crops into memory", file=sys.stderr)
+        train_ds = PrefixCropDataset(records, table)
+        curriculum = Schedule(steps=args.steps)
+    else:
+        train_ds = _with_classes(
+            SynthIterableDataset(args.data[0], vocab, units=units, shuffle_buffer=512), table
+        )
     val_ds = None
     if args.val_data:
         val_ds = [
             {"image": image, "ids": vocab.encode(tokens)}
-            for image, tokens, _ in itertools.islice(read_examples(args.val_data, units), 256)
+            for image, tokens, _ in itertools.islice(
+                read_examples(args.val_data, units), args.val_samples
+            )
         ]
-    config = ModelConfig.preset(args.config)
 
     def report(p) -> None:
         val = f" val SER {p.val_ser:.3f}" if p.val_ser is not None else ""
@@ -83,6 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"\rstep {p.step}/{p.steps} loss {p.train_loss:.3f} {p.samples_per_s:.1f}/s{val}",
             end="\n" if val else "",
             file=sys.stderr,
+            flush=True,
         )
 
     result = train(
@@ -95,6 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         init_from=args.init_from,
         grammar_masks=table.masks(),
         callback=report,
+        curriculum=curriculum,
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -102,6 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,
         num_workers=args.workers,
+        eval_samples=args.val_samples,
     )
     print(f"\nlast checkpoint {result.last_checkpoint}, best val SER {result.best_val_ser}")
     return 0

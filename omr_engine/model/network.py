@@ -190,6 +190,8 @@ class Encoder(nn.Module):
             blocks.append(EncoderBlock(cfg, is_global, shift=(n_local % 2 == 1)))
             n_local += 0 if is_global else 1
         self.blocks = nn.ModuleList(blocks)
+        if cfg.merge_rows_after >= 0:
+            self.row_merge = nn.Linear(cfg.patch_rows * d, d)
         self.norm = nn.LayerNorm(d)
 
     def column_encoding(self, c: int, device: torch.device) -> torch.Tensor:
@@ -223,8 +225,11 @@ class Encoder(nn.Module):
         cols = torch.arange(c, device=x.device) * pp.patch_size  # (C,) first pixel of each column
         valid = (cols[None, :] < widths[:, None]).to(torch.float32)  # (B, C)
         col_bias = (1.0 - valid) * NEG_INF
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
             x = block(x, col_bias)
+            if i == self.cfg.merge_rows_after:
+                x = self.row_merge(x.permute(0, 2, 1, 3).reshape(b, c, r * d))[:, None]
+                r = 1  # (B, 1, C, D)
         memory = self.norm(x).reshape(b, -1, d)  # (B, S, D), row-major over (R, C)
         memory_valid = valid[:, None, :].expand(-1, r, -1).reshape(b, -1)  # (B, S)
         return memory, memory_valid
@@ -499,7 +504,7 @@ class OMRModel(nn.Module):
     def ctc(self, memory: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """memory (B, S, D) -> CTC logits (B, C, V+1) over patch columns, lengths (B,)."""
         b, _, d = memory.shape
-        r = self.cfg.patch_rows
+        r = self.cfg.memory_rows
         h = self.ctc_norm(self.ctc_proj(memory.view(b, r, -1, d).mean(1)))  # (B, C, D)
         table = torch.cat([self.decoder.embed.table(), self.ctc_blank[None]])  # (V+1, D)
         lengths = valid.view(b, r, -1)[:, 0].sum(1).long()  # (B,)

@@ -1,0 +1,178 @@
+"""Accuracy of an exported model on held-out synth crops, the way the model card reports it.
+
+    python benchmarks/eval_model.py resources/models/omr-small --data /work/data/val3 \
+        --data /work/data/val3-clean --limit 600 --out docs/eval_small.json
+
+For every crop of each dataset (built with ``synth --split val``: pieces the model never
+trained on) the model reads the crop twice through onnxruntime, once freely and once with
+grammar-constrained decoding, and the script reports:
+
+- SER: token edit distance / reference length, over all crops, per font (Petaluma apart,
+  it looks hand-written), and per degradation strength bucket ("clean" = strength 0, which
+  is what ``synth --strength-max 0`` builds);
+- grammar violations: the share of decoded measures the grammar flags, for the model's
+  output and, as a baseline, for the reference tokens of the same crops (a line cut out of
+  a piece may legally start or end short, so the reference rate is not 0);
+- OMR-NED (musicdiff, on MusicXML made from the tokens) for the first ``--musicdiff`` crops;
+- milliseconds per crop (batch of 8, this machine's threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from omr_engine.inference.session import Recognizer
+from omr_engine.model.metrics import edit_distance
+from omr_engine.notation.grammar import Grammar
+from omr_engine.notation.vocabulary import default_vocabulary
+from omr_engine.synth.dataset import read_examples
+
+
+def bucket(strength: float) -> str:
+    if strength <= 0.0:
+        return "clean"
+    if strength < 0.5:
+        return "light (0-0.5)"
+    return "heavy (0.5-1)"
+
+
+def font_group(font: str) -> str:
+    return "Petaluma" if font == "Petaluma" else "others"
+
+
+def flagged_measures(grammar: Grammar, ids: list[int], vocab: Any) -> tuple[int, int]:
+    """(measures the grammar flags, measures) in one decoded line."""
+    tokens = vocab.decode(ids)
+    measures = max(1, sum(t.startswith("<barline") for t in tokens))
+    diagnostics = grammar.validate_tokens(tokens, piece_start=False)
+    return len({d.measure for d in diagnostics}), measures
+
+
+def musicdiff_ned(ref_tokens: list[str], hyp_tokens: list[str]) -> float | None:
+    from omr_engine.notation.compare import compare_scores
+    from omr_engine.notation.tokens import tokens_to_score
+
+    try:
+        return compare_scores(tokens_to_score(ref_tokens), tokens_to_score(hyp_tokens)).omr_ned
+    except Exception:  # noqa: BLE001 - a transcription music21 cannot build counts as missing
+        return None
+
+
+def evaluate(
+    model_dir: Path,
+    datasets: Iterable[Path],
+    limit: int,
+    threads: int,
+    beam: int,
+    musicdiff: int,
+) -> dict[str, Any]:
+    vocab = default_vocabulary()
+    grammar = Grammar(vocab)
+    rec = Recognizer(model_dir, device="cpu", num_threads=threads)
+    rows: list[dict[str, Any]] = []
+    crops_seconds = 0.0
+    for data in datasets:
+        examples = []
+        for image, tokens, meta in read_examples(data, ["staff"]):
+            examples.append((image, tokens, meta))
+            if len(examples) >= limit:
+                break
+        images = [e[0] for e in examples]
+        t0 = time.perf_counter()
+        free = rec.recognize(images, beam=beam, batch_size=8)
+        crops_seconds += time.perf_counter() - t0
+        constrained = rec.recognize(images, grammar_factory=grammar.start, beam=beam, batch_size=8)
+        for (_, tokens, meta), f, c in zip(examples, free, constrained, strict=True):
+            ref = vocab.encode(tokens)
+            rows.append(
+                {
+                    "dataset": str(data),
+                    "piece": meta["piece"],
+                    "font": meta["style"]["font"],
+                    "strength": float(meta["strength"]),
+                    "ref": ref,
+                    "free": list(f.ids),
+                    "constrained": list(c.ids),
+                }
+            )
+    n = len(rows)
+
+    def ser(selected: list[dict[str, Any]], key: str) -> float:
+        ref_len = sum(len(r["ref"]) for r in selected)
+        return sum(edit_distance(r["ref"], r[key]) for r in selected) / max(1, ref_len)
+
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups["all"].append(r)
+        groups[f"font {r['font']}"].append(r)
+        groups[f"fonts: {font_group(r['font'])}"].append(r)
+        groups[f"strength {bucket(r['strength'])}"].append(r)
+    table = {
+        name: {
+            "crops": len(sel),
+            "ser_free": round(ser(sel, "free"), 4),
+            "ser_constrained": round(ser(sel, "constrained"), 4),
+        }
+        for name, sel in sorted(groups.items())
+    }
+    violations = {}
+    for key in ("ref", "free", "constrained"):
+        bad = total = 0
+        for r in rows:
+            b, m = flagged_measures(grammar, r[key], vocab)
+            bad, total = bad + b, total + m
+        violations[key] = {"flagged": bad, "measures": total, "rate": round(bad / max(1, total), 4)}
+    neds = {"free": [], "constrained": []}
+    for r in rows[:musicdiff]:
+        for key in neds:
+            value = musicdiff_ned(vocab.decode(r["ref"]), vocab.decode(r[key]))
+            if value is not None:
+                neds[key].append(value)
+    return {
+        "model": str(model_dir),
+        "crops": n,
+        "beam": beam,
+        "threads": threads,
+        "ms_per_crop": round(1000 * crops_seconds / max(1, n), 1),
+        "ser": table,
+        "grammar_violations": violations,
+        "omr_ned": {
+            key: {"crops": len(v), "mean": round(sum(v) / len(v), 4) if v else None}
+            for key, v in neds.items()
+        },
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("model_dir", type=Path)
+    ap.add_argument("--data", type=Path, action="append", required=True)
+    ap.add_argument("--limit", type=int, default=600, help="crops per dataset")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--beam", type=int, default=1)
+    ap.add_argument("--musicdiff", type=int, default=100, help="crops scored with musicdiff")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    result = evaluate(
+        args.model_dir, args.data, args.limit, args.threads, args.beam, args.musicdiff
+    )
+    print(f"{result['crops']} crops, {result['ms_per_crop']} ms per crop (free decoding)")
+    print("| group | crops | SER free | SER constrained |\n|---|---|---|---|")
+    for name, row in result["ser"].items():
+        print(f"| {name} | {row['crops']} | {row['ser_free']:.3f} | {row['ser_constrained']:.3f} |")
+    for key, v in result["grammar_violations"].items():
+        print(f"grammar flags ({key}): {v['flagged']}/{v['measures']} measures = {v['rate']:.2%}")
+    for key, v in result["omr_ned"].items():
+        print(f"OMR-NED ({key}): {v['mean']} over {v['crops']} crops")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,7 @@
 """One small, named undo command per edit (orange-canvas style).
 
 Each command computes its result once, in its constructor, with a pure edit operation from
-`app.edits` (which raises `EditError` when the edit does not apply, before anything is
+`omr_engine.notation.edits` (which raises `EditError` when the edit does not apply, before anything is
 pushed), and records it as measure changes. `redo` and `undo` replay those changes through
 the Document's own methods, and restore the selection as it was before or after.
 
@@ -19,8 +19,7 @@ from PySide6.QtGui import QUndoCommand
 
 from omr_engine.notation.score import Measure, Score
 
-from . import edits
-from .edits import NoteAddress
+from .engine import NoteAddress, edits
 
 if TYPE_CHECKING:
     from .document import Document, Selection

@@ -21,8 +21,7 @@ from PySide6.QtGui import QUndoStack
 from omr_engine.notation.grammar import Diagnostic
 from omr_engine.notation.score import ClefChange, Measure, Score, StaffContext, apply_changes
 
-from .edits import NoteAddress, clamp_address
-from .engine import Engine, contexts_after
+from .engine import Engine, NoteAddress, contexts_after, edits
 
 
 class PageState(enum.Enum):
@@ -426,7 +425,7 @@ class Document(QObject):
                 selection = None
             else:
                 assert page.score is not None
-                address = clamp_address(page.score.measures[i], selection.address)
+                address = edits.clamp_address(page.score.measures[i], selection.address)
                 selection = Selection(selection.page, selection.measure_id, address)
         if selection == self.selection:
             return

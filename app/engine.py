@@ -5,9 +5,10 @@ Everything the app asks of `omr_engine` (and of Verovio, which the engine wraps)
 test can hand the studio a different recognizer (`pipeline_factory`) without touching Qt.
 Nothing here imports Qt: the methods that run in worker threads are plain generators.
 
-Measures as text: `measure_text` writes a measure as its tokens (one staff per line, ending
-with the barline) and `parse_measure_text` reads it back; unlike the canonical line form,
-this form keeps every attribute the measure carries, so a round trip changes nothing.
+Measures as text (the token editor, project files) are `omr_engine.notation.measure_text`;
+PDF export is `omr_engine.notation.pdf`. The edit operations the undo commands run
+(`edits`, with `NoteAddress` and `EditError`) and the ids the engraving carries
+(`event_id`, `parse_event_id`, `SvgGeometry`) are handed on from the engine as they are.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from omr_engine.notation import edits as edits
+from omr_engine.notation import measure_text as text_form
+from omr_engine.notation.edits import EditError as EditError
+from omr_engine.notation.edits import NoteAddress as NoteAddress
 from omr_engine.notation.grammar import Diagnostic, Grammar
+from omr_engine.notation.mei_writer import event_id as event_id
+from omr_engine.notation.mei_writer import measures_to_mei
+from omr_engine.notation.mei_writer import parse_event_id as parse_event_id
 from omr_engine.notation.score import (
     Measure,
     Part,
@@ -31,11 +39,9 @@ from omr_engine.notation.score import (
     StaffMeasure,
     apply_changes,
 )
-from omr_engine.notation.symbols import key_text
-from omr_engine.notation.tokens import event_tokens, measure_tokens, tokens_to_score
-from omr_engine.notation.vocabulary import barline_token, default_vocabulary
-
-from .engraving import SvgGeometry, measures_to_mei, svg_geometry
+from omr_engine.notation.svg_geometry import SvgGeometry as SvgGeometry
+from omr_engine.notation.svg_geometry import svg_geometry
+from omr_engine.notation.tokens import measure_tokens
 
 #: What the file dialogs offer (the page loader decides what it can really read).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
@@ -56,16 +62,6 @@ SYSTEM_OPTIONS: dict[str, Any] = {
     "pageMarginRight": 20,
     "pageMarginTop": 30,
     "pageMarginBottom": 30,
-}
-
-#: A4 pages for PDF export, rasterized at about 300 dpi.
-PDF_OPTIONS: dict[str, Any] = {
-    "scale": 140,
-    "pageWidth": 2100,
-    "pageHeight": 2970,
-    "breaks": "auto",
-    "header": "none",
-    "footer": "auto",
 }
 
 
@@ -213,59 +209,18 @@ class Engine:
 
     @staticmethod
     def measure_text(measure: Measure) -> str:
-        lines = []
-        for s, sm in enumerate(measure.staves):
-            toks: list[str] = []
-            if s == 0:
-                if measure.repeat_start:
-                    toks.append("<repeat-start>")
-                if measure.volta:
-                    toks.append(f"<volta:{measure.volta}>")
-            else:
-                toks.append("<staff>")
-            if sm.clef is not None:
-                toks.append(f"<clef:{sm.clef}>")
-            if sm.key is not None:
-                toks.append(f"<key:{key_text(sm.key)}>")
-            if sm.time is not None:
-                toks.append(f"<time:{sm.time}>")
-            if measure.multirest > 1:
-                toks.append(f"<multirest:{measure.multirest}>")
-            else:
-                for v, voice in enumerate(sm.voices):
-                    if v:
-                        toks.append("<voice>")
-                    for ev in voice:
-                        toks += event_tokens(ev)
-            lines.append(" ".join(toks))
-        lines.append(barline_token(measure.barline))
-        return "\n".join(lines)
+        """The measure as token text, one staff per line (see `measure_text`)."""
+        return text_form.measure_text(measure)
 
     @staticmethod
     def is_token(text: str) -> bool:
         """Whether `text` is a token of the vocabulary."""
-        return text in default_vocabulary()
+        return text_form.is_token(text)
 
-    def parse_measure_text(self, text: str, like: Measure) -> tuple[Measure | None, list[str]]:
+    @staticmethod
+    def parse_measure_text(text: str, like: Measure) -> tuple[Measure | None, list[str]]:
         """A measure from its token text, keeping `like`'s id, number, page and box."""
-        vocab = default_vocabulary()
-        tokens = text.split()
-        unknown = [t for t in tokens if t not in vocab]
-        if unknown:
-            return None, [f"unknown token {t}" for t in dict.fromkeys(unknown)]
-        if not tokens:
-            return None, ["the measure is empty"]
-        if vocab.info(vocab.id(tokens[-1])).kind != "barline":
-            return None, ["a measure ends with its barline, e.g. <barline>"]
-        parsed = tokens_to_score(tokens).measures
-        if len(parsed) != 1:
-            return None, [f"the text holds {len(parsed)} measures; write one"]
-        m = parsed[0]
-        m.id, m.number, m.page, m.box = like.id, like.number, like.page, like.box
-        staff_count = len(like.staves)
-        if len(m.staves) < staff_count:
-            m.staves += [StaffMeasure() for _ in range(staff_count - len(m.staves))]
-        return m, []
+        return text_form.parse_measure_text(text, like)
 
     # ------------------------------------------------------------ engraving
 
@@ -338,7 +293,7 @@ class Engine:
     def export(self, score: Score, path: Path) -> None:
         """Write the score in the format its suffix names: .musicxml/.xml/.mxl/.mei/.mid/.pdf."""
         from omr_engine.notation import mei as mei_io
-        from omr_engine.notation import music21_io
+        from omr_engine.notation import music21_io, pdf
 
         path = Path(path)
         suffix = path.suffix.lower()
@@ -351,37 +306,13 @@ class Engine:
             elif suffix in (".mid", ".midi"):
                 music21_io.write_midi(score, path)
             elif suffix == ".pdf":
-                self._write_pdf(score, path)
+                pdf.write_pdf(score, path)
             else:
                 raise EngineError(f"cannot export to {suffix or 'a file without a suffix'}")
         except EngineError:
             raise
         except Exception as e:  # music21/Verovio raise many kinds; the user gets one sentence
             raise EngineError(f"export to {path.name} failed: {e}") from e
-
-    def _write_pdf(self, score: Score, path: Path) -> None:
-        """Verovio pages rasterized at print resolution, one PDF page each.
-
-        Raster, not vector: MuPDF reads Verovio's SVG only after the engine's flattening,
-        which `omr_engine.synth.engrave` keeps private to its rasterizer."""
-        import cv2
-        import pymupdf
-
-        from omr_engine.notation.mei import engrave_svg
-        from omr_engine.synth.engrave import rasterize
-
-        mei = measures_to_mei(score.parts, score.measures, score.contexts_before(0), score.title)
-        pdf = pymupdf.open()
-        for svg in engrave_svg(mei, PDF_OPTIONS):
-            image = rasterize(svg)
-            ok, png = cv2.imencode(".png", image)
-            if not ok:
-                raise EngineError("could not encode a page image")
-            h, w = image.shape
-            page = pdf.new_page(width=595.0, height=595.0 * h / w)
-            page.insert_image(page.rect, stream=png.tobytes())
-        pdf.save(str(path), deflate=True)
-        pdf.close()
 
     # ------------------------------------------------------------ scores as JSON
 

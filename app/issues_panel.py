@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from . import palette
 from .document import Document, Issue, Selection
+from .engine import NoteAddress
 from .settings import CONFIDENCE_THRESHOLD, SHOW_LOW_CONFIDENCE, Settings
 
 
@@ -91,9 +92,7 @@ class IssuesPanel(QWidget):
         self.document.select_measure(issue.page, issue.measure_id, self._address(issue))
 
     @staticmethod
-    def _address(issue: Issue):
-        from .edits import NoteAddress
-
+    def _address(issue: Issue) -> NoteAddress:
         return NoteAddress(staff=issue.staff or 0)
 
     def _on_selection_changed(self, sel: Selection | None) -> None:

@@ -32,8 +32,7 @@ from omr_engine.notation.symbols import CLEFS, KEYS, key_text
 
 from . import commands, palette
 from .document import Document, PageState, Selection
-from .edits import DIGIT_DURATIONS, EditError, NoteAddress, clamp_address, event_count, step_address
-from .engine import INPUT_SUFFIXES, Engine
+from .engine import INPUT_SUFFIXES, EditError, Engine, NoteAddress, edits
 from .export import FORMATS, Exporter, musescore_executable
 from .issues_panel import IssuesPanel
 from .jobs import PageLoader, RecognitionQueue
@@ -55,6 +54,17 @@ from .settings import (
 from .workers import Runner, ThreadRunner
 
 APP_NAME = "DeepMusic-OCR Studio"
+#: MuseScore's duration keys: 1 = 64th ... 5 = quarter, 6 = half, 7 = whole, 8 = breve.
+DIGIT_DURATIONS = {
+    1: "64th",
+    2: "32nd",
+    3: "16th",
+    4: "eighth",
+    5: "quarter",
+    6: "half",
+    7: "whole",
+    8: "breve",
+}
 COMMON_TIMES = (
     "C",
     "C|",
@@ -770,10 +780,10 @@ class MainWindow(QMainWindow):
         page, i, measure = selected
         assert page.score is not None
         address = doc.selection.address
-        if event_count(measure, address.staff, address.voice) == 0:
+        if edits.event_count(measure, address.staff, address.voice) == 0:
             self.move_measure(delta)
             return
-        target = step_address(page.score.measures, i, address, delta)
+        target = edits.step_address(page.score.measures, i, address, delta)
         if target is not None:
             j, new_address = target
             doc.set_selection(Selection(page.index, page.score.measures[j].id, new_address))
@@ -788,9 +798,9 @@ class MainWindow(QMainWindow):
             score = doc.page(j).score
             if score is not None and score.measures:
                 m = score.measures[0] if delta > 0 else score.measures[-1]
-                index = 0 if delta > 0 else max(event_count(m, staff, voice) - 1, 0)
+                index = 0 if delta > 0 else max(edits.event_count(m, staff, voice) - 1, 0)
                 doc.set_selection(
-                    Selection(j, m.id, clamp_address(m, NoteAddress(staff, voice, index)))
+                    Selection(j, m.id, edits.clamp_address(m, NoteAddress(staff, voice, index)))
                 )
                 return
             j += delta

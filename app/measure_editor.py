@@ -24,7 +24,7 @@ from omr_engine.notation.score import Measure
 from . import palette
 from .commands import ReplaceMeasureCommand
 from .document import Document, Selection
-from .edits import EditError
+from .engine import EditError
 
 
 def event_token_spans(text: str) -> dict[tuple[int, int, int], tuple[int, int]]:

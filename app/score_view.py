@@ -1,10 +1,11 @@
 """The transcription of the current page, engraved by Verovio one line (system) at a time.
 
 Lines follow the scan: the measures of one system on the scan are engraved as one line here.
-Each line is engraved from MEI that the studio writes itself (`app.engraving`), and the
-engraving is cached by that MEI text: after an edit only the line whose MEI changed is
-engraved again (in a worker), and undo finds the old line in the cache. Element ids in
-Verovio's SVG give the boxes of measures and notes, for highlighting and for clicks.
+Each line is engraved from MEI written straight from the Score
+(`omr_engine.notation.mei_writer`), and the engraving is cached by that MEI text: after an
+edit only the line whose MEI changed is engraved again (in a worker), and undo finds the old
+line in the cache. Element ids in Verovio's SVG give the boxes of measures and notes, for
+highlighting and for clicks.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ from omr_engine.notation.score import StaffContext, apply_changes
 
 from . import palette
 from .document import Document, PageState, Selection
-from .edits import NoteAddress
-from .engine import EngravedSystem
-from .engraving import SvgGeometry, event_id, group_systems, parse_event_id
+from .engine import EngravedSystem, NoteAddress, SvgGeometry, event_id, parse_event_id
+from .engraving import group_systems
 from .scan_view import gray_pixmap
 from .settings import CONFIDENCE_THRESHOLD, SHOW_LOW_CONFIDENCE, Settings
 from .workers import Runner, SimpleToken, Task

@@ -65,14 +65,15 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     return 0
 
 
-EXPORT_SUFFIXES = (".musicxml", ".xml", ".mxl", ".mei", ".mid", ".midi")
+EXPORT_SUFFIXES = (".musicxml", ".xml", ".mxl", ".mei", ".mid", ".midi", ".pdf")
 
 
 def export_score(score, out: Path, force: bool = False) -> None:
     """Write a Score by the output's suffix, atomically, never over an existing file
-    unless `force`."""
-    from .notation.mei import write_mei
+    unless `force`. PDF is engraved by Verovio, as vector graphics."""
+    from .notation.mei import EngravingError, write_mei
     from .notation.music21_io import write_midi, write_musicxml
+    from .notation.pdf import PdfError, write_pdf
 
     suffix = out.suffix.lower()
     if suffix not in EXPORT_SUFFIXES:
@@ -80,25 +81,35 @@ def export_score(score, out: Path, force: bool = False) -> None:
     if out.exists() and not force:
         raise CommandError(f"{out}: already exists (use --force to overwrite)", EXIT_EXISTS)
     tmp = out.with_name(f".{out.stem}.partial{suffix}")
-    writer = {".mei": write_mei, ".mid": write_midi, ".midi": write_midi}.get(
+    writer = {".mei": write_mei, ".mid": write_midi, ".midi": write_midi, ".pdf": write_pdf}.get(
         suffix, write_musicxml
     )
     try:
         writer(score, tmp)
         tmp.replace(out)
+    except (EngravingError, PdfError) as exc:
+        raise CommandError(f"{out}: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    """Read a music file and write it as MusicXML, MXL, MEI or MIDI."""
+    """Read a music file and write it as MusicXML, MXL, MEI, MIDI or PDF."""
     score, _ = _read(args.file)
     export_score(score, args.output, args.force)
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 
-FORMAT_SUFFIX = {"musicxml": ".musicxml", "mxl": ".mxl", "mei": ".mei", "midi": ".mid"}
+FORMAT_SUFFIX = {
+    "musicxml": ".musicxml",
+    "mxl": ".mxl",
+    "mei": ".mei",
+    "midi": ".mid",
+    "pdf": ".pdf",
+}
+#: Not PDF: a batch's inputs are PDFs, and an output in the input folder would be read as one.
+BATCH_FORMATS = sorted(set(FORMAT_SUFFIX) - {"pdf"})
 EXIT_NO_MUSIC = 6
 
 
@@ -266,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     p.set_defaults(func=cmd_tokens)
 
-    p = sub.add_parser("convert", help="convert a music file to MusicXML, MXL, MEI or MIDI")
+    p = sub.add_parser("convert", help="convert a music file to MusicXML, MXL, MEI, MIDI or PDF")
     p.add_argument("file", type=Path)
     p.add_argument("output", type=Path, help="output file; the suffix picks the format")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
@@ -290,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("in_dir", type=Path)
     p.add_argument("out_dir", type=Path)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--format", choices=sorted(FORMAT_SUFFIX), default="musicxml")
+    p.add_argument("--format", choices=BATCH_FORMATS, default="musicxml")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--model", type=Path, default=None)
     p.add_argument("--force", action="store_true", help="redo files that are already done")

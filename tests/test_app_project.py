@@ -224,7 +224,8 @@ def test_export_formats(qtbot, tmp_path):
     assert errors == []
     with pymupdf.open(str(tmp_path / "out.pdf")) as pdf:
         assert pdf.page_count == 1
-        assert pdf[0].get_images()  # the engraved page
+        # The engraved page, as vector paths: no image.
+        assert pdf[0].get_images() == [] and pdf[0].get_drawings()
     assert 'xml:id="p1m3"' in (tmp_path / "out.mei").read_text(encoding="utf-8")
     window.exporter.export(tmp_path / "out.txt")
     assert errors == ["cannot export to .txt"]

@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=20_000)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--warmup", type=int, default=500, help="steps of linear learning-rate warmup")
     p.add_argument("--grammar-weight", type=float, default=0.1)
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--checkpoint-every", type=int, default=250)
@@ -127,6 +128,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
+        warmup_steps=args.warmup,
         grammar_weight=args.grammar_weight,
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,

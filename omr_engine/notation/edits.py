@@ -1,8 +1,8 @@
-"""Pure-Python edit operations on measures: what each keyboard edit does to the music.
+"""Edit operations on measures: what each keyboard edit of the correction studio does to
+the music.
 
 Every operation takes a measure and returns a new one (the input is never changed), so an
-undo command can keep both. Nothing here knows about Qt, pages or selection widgets; they
-are generic enough to move into `omr_engine.notation` one day.
+undo command can keep both. Nothing here knows about Qt, pages or selection widgets.
 
 An event is addressed by `NoteAddress(staff, voice, index)`, where `index` counts the notes
 and rests of that voice in reading order, tuplets flattened and clef changes skipped (what a
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from omr_engine.notation.score import (
+from .score import (
     ClefChange,
     Event,
     Measure,
@@ -26,7 +26,7 @@ from omr_engine.notation.score import (
     StaffMeasure,
     Tuplet,
 )
-from omr_engine.notation.symbols import (
+from .symbols import (
     ALTERS,
     CLEFS,
     DURATION_TYPES,
@@ -37,22 +37,9 @@ from omr_engine.notation.symbols import (
     TIME_SIGNATURES,
     Duration,
     Pitch,
+    key_alter,
     time_length,
 )
-
-from .engraving import key_alter
-
-#: MuseScore's duration keys: 1 = 64th ... 5 = quarter, 6 = half, 7 = whole, 8 = breve.
-DIGIT_DURATIONS = {
-    1: "64th",
-    2: "32nd",
-    3: "16th",
-    4: "eighth",
-    5: "quarter",
-    6: "half",
-    7: "whole",
-    8: "breve",
-}
 
 #: The pitch a new note gets on an empty staff: the middle line of each clef.
 _MIDDLE_LINE = {
@@ -78,6 +65,8 @@ class EditError(Exception):
 
 @dataclass(frozen=True)
 class NoteAddress:
+    """Where an event is in a measure: staff, voice, and index among its notes and rests."""
+
     staff: int = 0
     voice: int = 0
     index: int = 0
@@ -98,6 +87,7 @@ def leaf_slots(voice: list[Event]) -> list[tuple[list[Event], int]]:
 
 
 def event_count(measure: Measure, staff: int, voice: int) -> int:
+    """How many notes and rests a staff's voice holds (0 if there is no such voice)."""
     try:
         return len(leaf_slots(measure.staves[staff].voices[voice]))
     except IndexError:
@@ -195,6 +185,7 @@ def _reference_pitch(measure: Measure, address: NoteAddress, ctx: StaffContext) 
 
 
 def _rest_duration(rest: Rest, ctx: StaffContext) -> Duration:
+    """The value of a rest; a whole-measure rest counts as the bar's length."""
     if rest.duration is not None:
         return rest.duration
     # A whole-measure rest turned into a note: the note fills the measure if a value can.

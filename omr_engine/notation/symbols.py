@@ -94,6 +94,19 @@ def parse_key(text: str) -> int:
     return count if sign == "#" else -count
 
 
+#: The order sharps are added to a key signature; flats go the other way.
+SHARP_ORDER = "FCGDAEB"
+
+
+def key_alter(key: int, step: str) -> int:
+    """Alteration the key signature gives a step (key as sharps > 0, flats < 0)."""
+    if key > 0 and step in SHARP_ORDER[:key]:
+        return 1
+    if key < 0 and step in SHARP_ORDER[::-1][:-key]:
+        return -1
+    return 0
+
+
 def time_length(time: str) -> Fraction:
     """Length of a full measure in quarter notes."""
     num, den = time_fraction(time)

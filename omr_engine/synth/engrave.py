@@ -34,6 +34,8 @@ import resvg_py
 import verovio
 from pymupdf import mupdf
 
+from ..notation.pdf import PdfError, flatten_svg, strip_bounding_boxes
+
 FONTS: tuple[str, ...] = ("Leipzig", "Bravura", "Gootville", "Leland", "Petaluma")
 """Music fonts shipped with Verovio 6.4 (its ``data/`` folder); all five render."""
 
@@ -47,19 +49,6 @@ _PATH = _SVG_NS + "path"
 _RECT = _SVG_NS + "rect"
 _LINE_PATH_RE = re.compile(r"M\s*(-?[\d.]+)[ ,](-?[\d.]+)\s*L\s*(-?[\d.]+)[ ,](-?[\d.]+)\s*$")
 _TRANSLATE_RE = re.compile(r"translate\(\s*(-?[\d.]+)[ ,]+(-?[\d.]+)\s*\)")
-_BBOX_GROUP_RE = re.compile(
-    r'<g id="bbox-[^"]*" class="[^"]*bounding-box[^"]*"[^>]*?(?:/>|>\s*<rect[^>]*/>\s*</g>)'
-)
-_OUTER_SVG_RE = re.compile(r'<svg width="(?P<w>[\d.]+)px" height="(?P<h>[\d.]+)px"')
-_INNER_SVG_RE = re.compile(
-    r'<svg class="definition-scale"[^>]*viewBox="(?P<vb>[^"]+)"[^>]*>(?P<body>.*)</svg>\s*</svg>\s*$',
-    re.S,
-)
-_DEFS_RE = re.compile(r"<defs>.*?</defs>", re.S)
-_PLACEHOLDER_RE = re.compile(r'<g [^>]*class="[^"]*\bplaceholder\b[^"]*"[^>]*>.*?</g>', re.S)
-# MuPDF takes font weight and style only from the <text> element itself.
-_BOLD_RE = re.compile(r'(<g id="[^"]*" class="(?:ending|fing|reh|tempo)"[^>]*>\s*<text)')
-_ITALIC_RE = re.compile(r'(<g id="[^"]*" class="(?:dir|dynam|mNum)"[^>]*>\s*<text)')
 _SMUFL_TSPAN_RE = re.compile(r'<tspan (font-family="(?:' + "|".join(FONTS) + r')")')
 
 
@@ -317,9 +306,7 @@ def rasterize(svg: str, rasterizer: Rasterizer = "mupdf") -> np.ndarray:
     built-in Times, resvg in ``TEXT_SERIF_FAMILY``. Both are kept: resvg is what the studio
     uses, and a test holds the two to the same pixels.
     """
-    # Bounding-box groups are dropped: inside <text> they derail resvg's text layout, and
-    # MuPDF fills their fill="transparent" rectangles black.
-    svg = _BBOX_GROUP_RE.sub("", svg)
+    svg = strip_bounding_boxes(svg)
     if rasterizer == "mupdf":
         return _rasterize_mupdf(svg)
     if rasterizer != "resvg":
@@ -337,23 +324,11 @@ def rasterize(svg: str, rasterizer: Rasterizer = "mupdf") -> np.ndarray:
 
 
 def _rasterize_mupdf(svg: str) -> np.ndarray:
-    # MuPDF reads neither Verovio's nested <svg> nor its <style>, so the page is flattened
-    # into one <svg> with a viewBox, and the style sheet's effects are written as
-    # attributes: everything stroked in black, placeholders hidden, tempo bold, words italic.
-    outer = _OUTER_SVG_RE.search(svg)
-    inner = _INNER_SVG_RE.search(svg)
-    defs = _DEFS_RE.search(svg)
-    if outer is None or inner is None:
-        raise EngraveError("SVG is not shaped like Verovio's page output")
-    body = _PLACEHOLDER_RE.sub("", inner.group("body"))
-    body = _BOLD_RE.sub(r'\1 font-weight="bold"', body)
-    body = _ITALIC_RE.sub(r'\1 font-style="italic"', body)
-    flat = (
-        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"'
-        f' width="{outer.group("w")}" height="{outer.group("h")}"'
-        f' viewBox="{inner.group("vb")}">{defs.group(0) if defs else ""}'
-        f'<g stroke="black" fill="black" font-family="Times">{body}</g></svg>'
-    )
+    # MuPDF reads neither Verovio's nested <svg> nor its <style>: the page is flattened first.
+    try:
+        flat = flatten_svg(svg)
+    except PdfError as e:
+        raise EngraveError(str(e)) from e
     # MuPDF's own API: pymupdf.open() would also convert every SVG to a PDF first (its
     # check for broken files), a third of the time.
     data = flat.encode()

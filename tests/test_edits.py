@@ -1,19 +1,22 @@
-"""The studio's Qt-free pieces: edit operations, the measure text form, the fast MEI writer
-and its SVG geometry, and the grouping of measures into lines."""
+"""Edit operations on measures, the measure text form and the fast MEI writer: the engine
+side of the correction studio, tested without Qt."""
 
 from __future__ import annotations
 
-import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from app import edits
-from app.edits import EditError, NoteAddress
-from app.engine import Engine
-from app.engraving import event_id, group_systems, measures_to_mei, parse_event_id
+from omr_engine.notation import edits
+from omr_engine.notation.edits import EditError, NoteAddress
+from omr_engine.notation.measure_text import is_token, measure_text, parse_measure_text
+from omr_engine.notation.mei import new_toolkit
+from omr_engine.notation.mei_writer import event_id, measures_to_mei, parse_event_id
 from omr_engine.notation.score import Measure, Note, Rest, StaffContext, StaffMeasure, Tuplet
-from omr_engine.notation.symbols import Duration, Pitch
+from omr_engine.notation.svg_geometry import svg_geometry
+from omr_engine.notation.symbols import Duration, Pitch, key_alter
 
 SAMPLE = Path(__file__).resolve().parent.parent / "resources" / "samples" / "bwv66.6.musicxml"
 
@@ -87,7 +90,6 @@ def test_octaves_durations_dots_rests():
     assert len(edits.delete_event(m, a).staves[0].voices[0]) == 1
     inserted = edits.insert_after(m, a, G2)
     assert inserted.staves[0].voices[0][:2] == [q("G4"), q("G4")]
-    assert edits.DIGIT_DURATIONS[5] == "quarter" and edits.DIGIT_DURATIONS[1] == "64th"
 
 
 def test_edits_reach_into_tuplets_and_empty_ones_go():
@@ -120,56 +122,39 @@ def test_measure_edits_and_navigation():
 
 
 def test_measure_text_round_trips_every_measure(chorale):
-    engine = Engine()
     for measure in chorale.measures:
-        text = engine.measure_text(measure)
-        back, errors = engine.parse_measure_text(text, measure)
+        back, errors = parse_measure_text(measure_text(measure), measure)
         assert errors == []
         assert back == measure
 
 
 def test_measure_text_reports_what_it_cannot_read(chorale):
-    engine = Engine()
     m = chorale.measures[1]
-    assert engine.parse_measure_text("<note:C4-quarter>", m)[1] == [
+    assert parse_measure_text("<note:C4-quarter>", m)[1] == [
         "a measure ends with its barline, e.g. <barline>"
     ]
-    assert engine.parse_measure_text("<nope> <barline>", m)[1] == ["unknown token <nope>"]
+    assert parse_measure_text("<nope> <barline>", m)[1] == ["unknown token <nope>"]
     two = "<note:C4-whole> <barline> <note:C4-whole> <barline>"
-    assert engine.parse_measure_text(two, m)[1] == ["the text holds 2 measures; write one"]
+    assert parse_measure_text(two, m)[1] == ["the text holds 2 measures; write one"]
+    assert parse_measure_text("   ", m)[1] == ["the measure is empty"]
+    assert is_token("<barline>") and not is_token("<nope>")
 
 
-def test_score_json_keeps_ids_boxes_and_music(chorale):
-    engine = Engine()
-    score = copy.deepcopy(chorale)
-    score.measures[2].box = (1.0, 2.0, 3.0, 4.0)
-    back = engine.score_from_json(engine.score_to_json(score))
-    assert back.measures == score.measures
-    assert [p.staves for p in back.parts] == [p.staves for p in score.parts]
+def test_parsed_measure_keeps_identity_and_staves():
+    like = Measure("p1m4", [StaffMeasure(), StaffMeasure()], number="4", page=0, box=(1, 2, 3, 4))
+    m, errors = parse_measure_text("<note:C4-whole> <barline>", like)
+    assert errors == [] and m is not None
+    assert (m.id, m.number, m.page, m.box) == ("p1m4", "4", 0, (1, 2, 3, 4))
+    assert len(m.staves) == 2
 
 
-# ---------------------------------------------------------------- engraving
+# ---------------------------------------------------------------- fast MEI writer
 
 
-def test_fast_mei_engraves_with_our_ids(chorale):
-    engine = Engine()
-    measures = chorale.measures[3:7]
-    mei = measures_to_mei(chorale.parts, measures, chorale.contexts_before(3))
-    engraved = engine.engrave_system(mei)
-    assert set(engraved.geometry.measures) == {m.id for m in measures}
-    notes = sum(
-        1
-        for m in measures
-        for sm in m.staves
-        for v in sm.voices
-        for e in v
-        if isinstance(e, Note | Rest)
-    )
-    assert len(engraved.geometry.events) == notes
-    h, w = engraved.image.shape
-    assert engraved.image.min() < 50 and engraved.image.max() == 255
-    x0, y0, x1, y1 = engraved.geometry.measures[measures[0].id]
-    assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+def test_key_alter_follows_the_order_of_sharps_and_flats():
+    assert [key_alter(2, s) for s in "FCGB"] == [1, 1, 0, 0]
+    assert [key_alter(-3, s) for s in "BEAD"] == [-1, -1, -1, 0]
+    assert key_alter(0, "F") == 0
 
 
 def test_fast_mei_prints_accidentals_ties_and_tuplets():
@@ -184,8 +169,19 @@ def test_fast_mei_prints_accidentals_ties_and_tuplets():
     assert 'tie="i"' in mei and 'tie="t"' in mei
     assert '<tuplet num="3" numbase="2"' in mei
     assert "<beam>" in mei
-    geometry = Engine().engrave_system(mei).geometry
-    assert event_id("m2", 0, 0, 2) in geometry.events
+
+
+def test_fast_mei_engraves_with_our_ids(chorale):
+    measures = chorale.measures[3:7]
+    mei = measures_to_mei(chorale.parts, measures, chorale.contexts_before(3))
+    tk = new_toolkit({"header": "none", "footer": "none", "svgBoundingBoxes": True})
+    assert tk.loadData(mei)
+    geometry = svg_geometry(tk.renderToSVG(1))
+    assert set(geometry.measures) == {m.id for m in measures}
+    first = event_id(measures[0].id, 0, 0, 0)
+    x0, y0, x1, y1 = geometry.events[first]
+    assert geometry.event_at((x0 + x1) / 2, (y0 + y1) / 2) == first
+    assert geometry.measure_at((x0 + x1) / 2, (y0 + y1) / 2) == measures[0].id
 
 
 def test_event_ids_parse_back():
@@ -194,17 +190,13 @@ def test_event_ids_parse_back():
     assert parse_event_id("p1m3_s0v0e1_p2") is None  # a chord's inner note
 
 
-def test_lines_follow_the_scan():
-    def m(i, box):
-        return Measure(f"m{i}", [StaffMeasure()], box=box)
-
-    measures = [
-        m(0, (0, 0, 100, 50)),
-        m(1, (100, 0, 200, 50)),
-        m(2, None),  # inserted by hand: stays on its neighbour's line
-        m(3, (0, 80, 120, 130)),
-        m(4, (120, 80, 220, 130)),
-    ]
-    assert group_systems(measures) == [[0, 1, 2], [3, 4]]
-    unboxed = [m(i, None) for i in range(6)]
-    assert group_systems(unboxed, fallback_size=4) == [[0, 1, 2, 3], [4, 5]]
+def test_editing_and_engraving_modules_do_not_import_qt():
+    code = (
+        "import sys\n"
+        "import omr_engine.notation.edits, omr_engine.notation.measure_text\n"
+        "import omr_engine.notation.mei_writer, omr_engine.notation.pdf\n"
+        "import omr_engine.notation.svg_geometry\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'shiboken6')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -49,6 +49,11 @@ def test_prefix_crop_keeps_the_first_k_measures_and_cuts_the_image_there():
         assert item["image"].shape == (64, 100 * k)
         seen.add(k)
     assert seen == {1, 2}
+    ds.set_curriculum(max_measures=3, max_width=250)  # the third measure ends at 300
+    assert len(ds[0]["ids"]) <= 4
+    for seed in range(20):
+        ds.set_curriculum(max_measures=3, max_width=250, seed=seed)
+        assert ds[0]["image"].shape[1] <= 250
     ds.set_curriculum(max_measures=2, seed=7)
     assert ds[0]["ids"] == ds[0]["ids"]  # a pure function of (seed, index)
 
@@ -67,6 +72,7 @@ def test_schedule_grows_to_whole_lines_and_full_degradation():
     sched = Schedule(steps=1000, start_measures=2, full_at=0.5, start_strength=0.3)
     first, mid, late = sched(0), sched(250), sched(900)
     assert first["max_measures"] == 2 and first["max_strength"] == pytest.approx(0.3)
+    assert first["max_width"] == 384 and late["max_width"] == 0
     assert 2 < mid["max_measures"] < 12 and 0.3 < mid["max_strength"] < 1.0
     assert late["max_measures"] == 0 and late["max_strength"] == 1.0
 

@@ -49,6 +49,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out_dir", type=Path)
     p.add_argument("--unit", choices=["staff", "system"], default="staff")
     p.add_argument("--quantize", action="store_true", help="int8 weights for CPU")
+    p.add_argument(
+        "--include-weights",
+        action="store_true",
+        help="also write weights.pt, so training can continue from the shipped model",
+    )
+    p.add_argument(
+        "--margin-spaces",
+        type=float,
+        default=2.5,
+        help="staff spaces of paper the page pipeline keeps above and below a staff when it "
+        "cuts crops for this model (synth staff crops have a median of 2.3-2.9)",
+    )
     p.set_defaults(func=cmd_export)
 
 
@@ -149,11 +161,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         vocab_path = Path(tmp) / "vocab.json"
         default_vocabulary().save(vocab_path)
         out = export_model(
-            args.checkpoint, args.out_dir, quantize=args.quantize, vocab_path=vocab_path
+            args.checkpoint,
+            args.out_dir,
+            quantize=args.quantize,
+            vocab_path=vocab_path,
+            include_weights=args.include_weights,
         )
     config_path = out / "config.json"
     config = json.loads(config_path.read_text())
     config.setdefault("data", {})["unit"] = args.unit
+    config["data"]["margin_spaces"] = args.margin_spaces
     config_path.write_text(json.dumps(config, indent=1))
     print(f"wrote {out}")
     return 0

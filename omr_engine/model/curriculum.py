@@ -121,6 +121,7 @@ class PrefixCropDataset:
             order = idx[np.argsort(strengths[idx], kind="stable")]
             self._pools[name] = (order, strengths[order])
         self.max_measures = 0  # 0 = whole crops
+        self.max_width = 0  # pixels a cut may reach (0 = any); bounds a batch's padding
         self.max_strength = 1.0
         self.seed = 0
 
@@ -128,9 +129,10 @@ class PrefixCropDataset:
         return len(self.records)
 
     def set_curriculum(
-        self, max_measures: int = 0, max_strength: float = 1.0, seed: int = 0
+        self, max_measures: int = 0, max_strength: float = 1.0, seed: int = 0, max_width: int = 0
     ) -> None:
         self.max_measures = int(max_measures)
+        self.max_width = int(max_width)
         self.max_strength = float(max_strength)
         self.seed = int(seed)
 
@@ -146,6 +148,8 @@ class PrefixCropDataset:
         if self.max_measures > 0 and rec.right_edges:
             rng = np.random.default_rng([self.seed, index])
             k = int(rng.integers(1, min(self.max_measures, len(pieces)) + 1))
+            while k > 1 and self.max_width and rec.right_edges[k - 1] > self.max_width:
+                k -= 1
             if k < len(pieces):
                 image = image[:, : rec.right_edges[k - 1]]
                 pieces = pieces[:k]
@@ -162,20 +166,28 @@ class PrefixCropDataset:
 @dataclass(frozen=True)
 class Schedule:
     """Curriculum over training steps: measures per crop grow from ``start_measures`` to
-    whole lines by ``full_at`` (a fraction of ``steps``); degradation strength grows from
-    ``start_strength`` to 1 over the same span."""
+    whole lines by ``full_at`` (a fraction of ``steps``), and the width a cut may reach
+    from ``start_width`` pixels; degradation strength grows from ``start_strength`` to 1
+    over the same span."""
 
     steps: int
     start_measures: int = 2
     full_at: float = 0.5
     start_strength: float = 0.3
+    start_width: int = 384  # pixels a cut may reach at first; grows to 1536 over the ramp
     whole_line_measures: int = 0  # 0 = whole crops once the ramp ends
 
     def __call__(self, step: int) -> dict[str, Any]:
         t = min(1.0, step / max(1.0, self.full_at * self.steps))
         if t >= 1.0:
-            measures = self.whole_line_measures
+            measures, width = self.whole_line_measures, 0
         else:
             measures = int(round(self.start_measures + t * (12 - self.start_measures)))
+            width = int(round(self.start_width + t * (1536 - self.start_width)))
         strength = self.start_strength + t * (1.0 - self.start_strength)
-        return {"max_measures": measures, "max_strength": strength, "seed": step}
+        return {
+            "max_measures": measures,
+            "max_width": width,
+            "max_strength": strength,
+            "seed": step,
+        }

@@ -6,7 +6,8 @@
 2. The row profile of what remains peaks once per staff line. Five peaks evenly spaced
    about one staff space apart make a staff (one weak line without a peak of its own is
    tolerated); an even spacing that runs on beyond five lines is ruled paper, not a staff.
-3. Each staff's x-extent is where at least four of its five lines are present.
+3. Each staff's x-extent is where at least four of its five lines are present (read from
+   strokes a staff space long, gaps up to four spaces bridged: faded and worn lines).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = ["find_staves", "line_mask"]
 
 _LINES = 5
 _MIN_STAFF_LENGTH = 6.0  # staff spaces
+_BRIDGE = 4.0  # staff spaces: a staff's lines may be missing this long and it goes on
 
 
 def line_mask(ink: np.ndarray, metrics: StaffMetrics) -> tuple[np.ndarray, np.ndarray]:
@@ -54,9 +56,12 @@ def find_staves(
     length = cv2.dilate(raw.reshape(-1, 1), np.ones((win, 1), np.uint8)).ravel()
     rows = _peaks(smooth, radius=max(1, int(0.3 * space)), floor=4.0 * space / win)
     centre = np.array([_centroid(raw, int(y), win // 2 + 1) for y in rows])
+    # A staff's extent is read from strokes a staff space long: a faded or worn line is
+    # broken into pieces that the line mask's three spaces drop.
+    pieces = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((1, max(3, round(space))), np.uint8))
     staves: list[Staff] = []
     for ys in _match_staves(centre, length[rows], length, space):
-        staff = _make_staff(lines, ys, metrics)
+        staff = _make_staff(pieces, ys, metrics)
         if staff is not None:
             staves.append(staff)
     return staves
@@ -164,8 +169,9 @@ def _make_staff(lines: np.ndarray, ys: list[float], metrics: StaffMetrics) -> St
         band = lines[max(0, yi - r - 1) : min(h, yi + r + 2)]
         present += band.max(axis=0) > 0
     covered = present >= _LINES - 1
-    # Bridge short interruptions (a gap in a worn line, a notehead drawn as a hole).
-    covered = _close_1d(covered, max(3, round(space)))
+    # Bridge interruptions (a notehead drawn as a hole, a gap in a worn or faded line:
+    # the line mask drops what is left of a line between gaps under three spaces apart).
+    covered = _close_1d(covered, max(3, round(_BRIDGE * space)))
     runs = _runs(covered)
     if not runs:
         return None

@@ -33,9 +33,11 @@ _CLEF_AREA = 2.5  # staff spaces after the system's left edge where no barline c
 _SHORT = 0.2  # staff spaces a barline may fall short of its staff's outer lines (blur)
 _OVERSHOOT = 1.0  # staff spaces it may run on beyond them (a tie or slur touching it)
 _MERGE = 1.2  # staff spaces: barlines closer than this are one (double, final, repeat)
+_LAST = 2.5  # staff spaces: a barline closer than this to the staff's end is its closing one
 _COURTESY = 6.0  # staff spaces: a barline-less end of staff this short is a courtesy sign
 _CROWDED = 0.12  # share of ink beside a stroke (within 0.3 spaces) that makes it a stem
 _TOUCH = 0.35  # staff spaces of contact along a stroke that make it a stem (a notehead)
+_OPENING_LINE = 0.75  # share of the gap between staves a broken opening line still inks
 
 
 def group_staves(ink: np.ndarray, staves: list[Staff], metrics: StaffMetrics) -> list[list[Staff]]:
@@ -66,12 +68,21 @@ def _connected(ink: np.ndarray, upper: Staff, lower: Staff, metrics: StaffMetric
     # Bridge single-pixel breaks that noise makes in a thin barline.
     region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, np.ones((3, 1), np.uint8))
     n, labels = cv2.connectedComponents(region, connectivity=8)
-    if n < 2:
+    if n >= 2:
+        top_labels = np.unique(labels[0])
+        bottom_labels = np.unique(labels[-1])
+        common = np.intersect1d(top_labels[top_labels > 0], bottom_labels[bottom_labels > 0])
+        if common.size > 0:
+            return True
+    # A faded or broken opening line: a column at the staves' left end inked along most
+    # of the gap (what stands in the gap between systems is text and notes, not a line).
+    left = int(round(min(upper.x0, lower.x0)))
+    c_lo, c_hi = max(0, left - int(space)), min(w, left + int(0.5 * space) + 1)
+    column = ink[y_lo:y_hi, c_lo:c_hi] > 0
+    if column.shape[1] < 3:
         return False
-    top_labels = np.unique(labels[0])
-    bottom_labels = np.unique(labels[-1])
-    common = np.intersect1d(top_labels[top_labels > 0], bottom_labels[bottom_labels > 0])
-    return common.size > 0
+    wobble = column[:, :-2] | column[:, 1:-1] | column[:, 2:]  # a line a pixel off plumb
+    return bool(wobble.mean(axis=0).max() >= _OPENING_LINE)
 
 
 def build_system(
@@ -87,7 +98,9 @@ def build_system(
     barlines = [x for x, _ in found]
     edges = [x0]
     for i, (x, strokes) in enumerate(found):
-        if x - edges[-1] < _MERGE * space or x1 - x < _MERGE * space:
+        # A barline this close to the staff's end closes it: no measure is that short
+        # (LilyPond leaves a stub of staff after a repeat sign that ends a line).
+        if x - edges[-1] < _MERGE * space or x1 - x < _LAST * space:
             continue
         # A double or repeat barline with nothing but clef, key and time before it opens
         # the system's first measure (a section start), as in Verovio; it ends none.

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# One device call (GPU machine: 16 cores, one H100): fine-tune the staff model on fresh
+# synthetic data and bring the exported model back. See docs/DEVICE.md for the `run` call.
+#
+#   1. install the carried packages (.devsite/ or .whl/, from scripts/fetch_device_wheels.sh)
+#      into /tmp/site
+#   2. build staff crops on SYNTH_WORKERS cores in the background (train split), and a small
+#      validation set (val split) beside it
+#   3. as soon as MIN_SHARDS shards exist, train segment 1 on the GPU (from the shipped
+#      weights if resources/models/omr-small/weights.pt exists) until the build is stopped
+#   4. stop the build (finished shards are kept), then train segment 2: it resumes from
+#      last.pt on every shard made, for as many steps as the time left allows at the rate
+#      segment 1 measured, so the cosine schedule ends on time
+#   5. export best.pt (else last.pt) with --include-weights and copy the model directory,
+#      log.csv and this run's log to $OUT
+#
+# Why two segments: the streaming dataset (train without --curriculum) reads the shard list
+# once, when training starts, and --curriculum loads the crops into memory once; neither
+# sees shards finished later. Restarting the trainer (it resumes from last.pt) is the way to
+# train on data that was still being built. Streaming is used because it starts at once.
+#
+# Everything below the knobs is bounded by BUDGET_S: each training segment and the export
+# run under `timeout`, and the build is stopped before segment 2. With BUDGET_S=510 the
+# script ends by about 8.5 minutes; give the `run` call timeout_s 600.
+#
+# Local smoke test (CPU, tiny numbers):
+#   INSTALL_WHEELS=0 DEVICE=cpu CONFIG=tiny BATCH=2 COUNT=24 SHARD_SIZE=4 SYNTH_WORKERS=1 \
+#   VAL_COUNT=4 MIN_SHARDS=2 SYNTH_S=60 BUDGET_S=220 EVAL_EVERY=25 EVAL_S=2 CKPT_EVERY=10 \
+#   LOADER_WORKERS_1=1 LOADER_WORKERS_2=1 STARTUP_S=15 EXPORT_RESERVE_S=40 WORK=/tmp/dv_omr \
+#   OUT=/tmp/dv_out nice -n 15 bash scripts/device_train.sh
+set -euo pipefail
+export PYTHONUNBUFFERED=1
+cd "$(dirname "$0")/.."
+REPO=$PWD
+T0=$(date +%s)
+
+# ---- knobs (override with environment variables) ----
+BUDGET_S=${BUDGET_S:-510}            # the whole script, seconds from its start
+EXPORT_RESERVE_S=${EXPORT_RESERVE_S:-70}  # kept for export and copying at the end
+SYNTH_S=${SYNTH_S:-210}              # how long the train-set build runs before it is stopped
+SYNTH_WORKERS=${SYNTH_WORKERS:-14}   # synth processes (the machine has 16 cores)
+SHARD_SIZE=${SHARD_SIZE:-250}        # small shards: the first ones are ready sooner
+COUNT=${COUNT:-200000}               # more than SYNTH_S can make; the build is cut off
+SEED=${SEED:-100}                    # use a new seed each session (new pieces and crops)
+VAL_COUNT=${VAL_COUNT:-256}          # validation crops (val split: pieces never trained on)
+VAL_SEED=${VAL_SEED:-1}
+MIN_SHARDS=${MIN_SHARDS:-4}          # training starts once this many train shards exist
+CONFIG=${CONFIG:-small}
+BATCH=${BATCH:-64}
+LR=${LR:-5e-4}
+WARMUP=${WARMUP:-300}
+EVAL_EVERY=${EVAL_EVERY:-1000}
+EVAL_S=${EVAL_S:-15}                 # guess: one validation (greedy decoding of VAL_COUNT crops)
+CKPT_EVERY=${CKPT_EVERY:-100}        # a segment cut off by timeout loses at most this many steps
+LOADER_WORKERS_1=${LOADER_WORKERS_1:-2}  # data loader processes while the build runs
+LOADER_WORKERS_2=${LOADER_WORKERS_2:-8}  # ... and after it is stopped
+STARTUP_S=${STARTUP_S:-30}           # a trainer start (imports, grammar table, val set, CUDA)
+INIT=${INIT:-resources/models/omr-small/weights.pt}
+EXPORT_ARGS=${EXPORT_ARGS:-}         # e.g. --quantize (int8 ONNX)
+DEVICE=${DEVICE:-cuda}
+INSTALL_WHEELS=${INSTALL_WHEELS:-1}
+WORK=${WORK:-/tmp/omr}
+OUT=${OUT:-$WORK/out}                # set by the device tool; its files come back
+
+DEADLINE=$((T0 + BUDGET_S))
+TRAIN_END=$((DEADLINE - EXPORT_RESERVE_S))
+RUN=$WORK/run
+LOG=$OUT/device_train.log             # written as it goes: it comes back even if cut off
+mkdir -p "$WORK" "$OUT"
+rm -rf "$RUN" "$WORK/model"
+exec > >(tee -a "$LOG") 2>&1
+
+now() { date +%s; }
+say() { echo "[$(($(now) - T0))s] $*"; }
+shards() {  # finished shards of a dataset folder (its manifest is replaced atomically)
+  python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))['shards']))" \
+    "$1/manifest.json" 2>/dev/null || echo 0
+}
+progress() {  # the last "step N/M loss L R/s" line a trainer printed
+  tr '\r' '\n' <"$1" | grep -E '^step [0-9]+/' | tail -1 || true
+}
+
+SYNTH_PID=""
+VAL_PID=""
+finish() {  # always: stop the builds, bring back what there is
+  local rc=$?
+  for pid in $SYNTH_PID $VAL_PID; do kill -TERM "$pid" 2>/dev/null || true; done
+  [[ -f $RUN/log.csv ]] && cp "$RUN/log.csv" "$OUT/log.csv"
+  say "exit $rc; files in $OUT:"
+  ls -la "$OUT" "$OUT"/omr-small 2>/dev/null || true
+  # the trainers' and builds' own output, appended to the log (not through tee)
+  for f in "$WORK"/train*.log "$WORK"/synth*.log; do
+    [[ -f $f ]] && { echo "==== $f"; tr '\r' '\n' <"$f" | grep -v '^$' | tail -200; }
+  done >>"$LOG" 2>/dev/null || true
+}
+trap finish EXIT
+
+say "device_train: budget ${BUDGET_S}s, seed $SEED, config $CONFIG, batch $BATCH"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+
+# ---- 1. wheels ----
+# .devsite/site.tar.xz (fetch_device_wheels.sh --pack: 41 MiB) if it came, else .whl/*.whl
+# (56 MiB), whichever the run carried. Python unpacks: the image may have no xz.
+if [[ $INSTALL_WHEELS == 1 ]]; then
+  if [[ -f .devsite/site.tar.xz ]]; then
+    python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter='data')" \
+      .devsite/site.tar.xz /tmp/site
+  else
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/site .whl/*.whl
+  fi
+  export PYTHONPATH=/tmp/site:$REPO
+else
+  export PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH}
+fi
+python3 -c "
+import music21, verovio, pymupdf, resvg_py, converter21, torch
+print('music21', music21.__version__, 'verovio', verovio.toolkit(False).getVersion(),
+      'pymupdf', pymupdf.VersionBind, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())
+"
+say "wheels ready"
+
+# ---- 2. synthetic data, in the background ----
+python3 -m omr_engine.cli synth --out "$WORK/data/train" --count "$COUNT" \
+  --workers "$SYNTH_WORKERS" --seed "$SEED" --unit staff --split train \
+  --shard-size "$SHARD_SIZE" >"$WORK/synth_train.log" 2>&1 &
+SYNTH_PID=$!
+SYNTH_END=$(($(now) + SYNTH_S))
+python3 -m omr_engine.cli synth --out "$WORK/data/val" --count "$VAL_COUNT" \
+  --workers 0 --seed "$VAL_SEED" --unit staff --split val \
+  --shard-size "$VAL_COUNT" >"$WORK/synth_val.log" 2>&1 &
+VAL_PID=$!
+
+while kill -0 "$VAL_PID" 2>/dev/null || (($(shards "$WORK/data/train") < MIN_SHARDS)); do
+  kill -0 "$SYNTH_PID" 2>/dev/null || { say "train build died"; tail -20 "$WORK/synth_train.log"; exit 1; }
+  (($(now) > TRAIN_END - 120)) && { say "no data in time"; tail -5 "$WORK"/synth_*.log; exit 1; }
+  sleep 2
+done
+wait "$VAL_PID" || { say "val build failed"; tail -20 "$WORK/synth_val.log"; exit 1; }
+VAL_PID=""
+say "data ready: $(shards "$WORK/data/train") train shards, val $(tail -2 "$WORK/synth_val.log" | head -1)"
+
+# ---- 3. training segment 1, while the build goes on ----
+init=()
+if [[ -f $INIT ]]; then init=(--init-from "$INIT"); else say "no $INIT: training from scratch"; fi
+common=(--data "$WORK/data/train" --val-data "$WORK/data/val" --val-samples "$VAL_COUNT"
+  --config "$CONFIG" --unit staff --device "$DEVICE" --out "$RUN" --batch-size "$BATCH"
+  --lr "$LR" --warmup "$WARMUP" --eval-every "$EVAL_EVERY" --checkpoint-every "$CKPT_EVERY")
+seg1_s=$((SYNTH_END - $(now)))
+((seg1_s < STARTUP_S + 40)) && seg1_s=$((STARTUP_S + 40))
+((seg1_s > TRAIN_END - $(now) - 60)) && seg1_s=$((TRAIN_END - $(now) - 60))
+say "segment 1: ${seg1_s}s, $LOADER_WORKERS_1 loader workers"
+rc=0
+timeout -s INT -k 20 "$seg1_s" python3 -m omr_engine.cli train "${common[@]}" "${init[@]}" \
+  --steps 1000000 --workers "$LOADER_WORKERS_1" >"$WORK/train1.log" 2>&1 || rc=$?
+line=$(progress "$WORK/train1.log")
+say "segment 1 ended (rc $rc: 124 = cut off as planned): $line"
+[[ -f $RUN/last.pt ]] || { tail -30 "$WORK/train1.log"; exit 1; }
+
+# ---- 4. stop the build, train segment 2 on all of it ----
+kill -TERM "$SYNTH_PID" 2>/dev/null || true
+wait "$SYNTH_PID" || true
+SYNTH_PID=""
+tail -3 "$WORK/synth_train.log" | tr '\r' '\n' | tail -3
+say "build stopped: $(shards "$WORK/data/train") shards"
+
+# The step last.pt holds, and the rate: samples/s of segment 1's last 50 steps as it
+# printed them, else (under 50 steps) last.pt's steps over its wall_s (time in the loop).
+read -r step1 rate_ckpt < <(python3 -c "
+import sys, torch
+c = torch.load(sys.argv[1], map_location='cpu', weights_only=False)
+print(c['step'], c['step'] * int(sys.argv[2]) / max(c['wall_s'], 1e-9))" "$RUN/last.pt" "$BATCH") || true
+rate=$(awk '{sub("/s", "", $5); print $5}' <<<"$line")
+rate=${rate:-$rate_ckpt}
+left=$((TRAIN_END - $(now)))
+# Time to train t: left = startup + t + (1 + steps/EVAL_EVERY) validations of EVAL_S each,
+# with steps = 0.85 x rate/batch x t (the 0.85 is slack: the timeout would cut the cosine).
+steps2=$(awk -v s="${step1:-0}" -v r="${rate:-0}" -v b="$BATCH" -v left="$left" \
+  -v up="$STARTUP_S" -v e="$EVAL_S" -v every="$EVAL_EVERY" 'BEGIN {
+    sps = 0.85 * r / b; t = (left - up - e) / (1 + e * sps / every)
+    n = int(sps * t); if (n < 0) n = 0; print s + n }')
+say "segment 2: ${left}s left, ${rate:-?} samples/s measured -> train to step $steps2"
+if ((steps2 > ${step1:-0} + 20 && left > STARTUP_S + 30)); then
+  rc=0
+  timeout -s INT -k 20 "$left" python3 -m omr_engine.cli train "${common[@]}" \
+    --steps "$steps2" --workers "$LOADER_WORKERS_2" >"$WORK/train2.log" 2>&1 || rc=$?
+  say "segment 2 ended (rc $rc; 0 = reached step $steps2): $(progress "$WORK/train2.log")"
+else
+  say "no time for segment 2"
+fi
+grep -v '^$' "$RUN/log.csv" | tail -n 12 || true
+
+# ---- 5. export and copy back ----
+ckpt=$RUN/best.pt
+[[ -f $ckpt ]] || ckpt=$RUN/last.pt
+left=$((DEADLINE - $(now)))
+((left < 30)) && left=30
+say "export $ckpt (${left}s)"
+timeout -k 10 "$left" python3 -m omr_engine.cli export "$ckpt" "$WORK/model" --unit staff \
+  --include-weights $EXPORT_ARGS
+mkdir -p "$OUT/omr-small"
+cp "$WORK/model"/* "$OUT/omr-small/"
+du -b "$OUT/omr-small"/* | awk '{printf "%10.1f KiB  %s\n", $1/1024, $2}'
+say "done"

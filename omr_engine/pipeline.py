@@ -173,6 +173,8 @@ def _even_boxes(box: tuple[float, float, float, float], count: int) -> list[tupl
 class PagePipeline:
     """Loads the model once and reads pages with it."""
 
+    BATCH = 8  # crops recognised at once
+
     def __init__(
         self,
         model_dir: Path | None = None,
@@ -220,25 +222,43 @@ class PagePipeline:
             yield PageResult(page.index, None, skipped=str(exc))
             return
         systems = layout.systems
-        total = len(systems)
+        staff_count = max(len(s.staves) for s in systems)
+        # The page's crops are read together, in batches of BATCH whatever system they
+        # belong to (a batch is what the runtime pads and runs at once); progress and
+        # cancelling go batch by batch.
+        if self.unit == "system":
+            crops = [
+                system_crop(page.image, layout, i, self.crop_margin).image
+                for i in range(len(systems))
+            ]
+            owners = [(i, 0) for i in range(len(systems))]
+        else:
+            crops, owners = [], []
+            for i, system in enumerate(systems):
+                for s in range(len(system.staves)):
+                    crops.append(staff_crop(page.image, layout, i, s, self.crop_margin).image)
+                    owners.append((i, s))
+        seqs: list[list[str]] = []
+        confs: list[list[float]] = []
+        total = len(crops)
+        unit = "system" if self.unit == "system" else "staff"
+        for start in range(0, total, self.BATCH):
+            yield Progress(
+                start, total, f"page {page.index + 1}: reading {unit} {start + 1} of {total}"
+            )
+            cancel.check()
+            batch_seqs, batch_confs = self._recognize(crops[start : start + self.BATCH])
+            seqs += batch_seqs
+            confs += batch_confs
+        cancel.check()
         measures: list[Measure] = []
         confidences: dict[str, float] = {}
-        staff_count = max(len(s.staves) for s in systems)
         first_tokens: list[str] = []
         for i, system in enumerate(systems):
-            yield Progress(i, total, f"page {page.index + 1}: reading system {i + 1} of {total}")
-            cancel.check()
-            if self.unit == "system":
-                crop = system_crop(page.image, layout, i, self.crop_margin)
-                seqs, confs = self._recognize([crop.image])
-                tokens, conf = merge_staves(seqs, self.vocab, confs)
-            else:
-                crops = [
-                    staff_crop(page.image, layout, i, s, self.crop_margin).image
-                    for s in range(len(system.staves))
-                ]
-                seqs, confs = self._recognize(crops)
-                tokens, conf = merge_staves(seqs, self.vocab, confs)
+            mine = [k for k, (owner, _) in enumerate(owners) if owner == i]
+            tokens, conf = merge_staves(
+                [seqs[k] for k in mine], self.vocab, [confs[k] for k in mine]
+            )
             if i == 0:
                 first_tokens = tokens
             part_score = tokens_to_score(tokens)

@@ -49,6 +49,7 @@ class TrueTokens:
                     self.answers.append(vocab.encode(tokens))
         self.config = {"data": {"unit": "staff"}}
         self.calls = 0
+        self.batches: list[int] = []
 
     def vocab_path(self, _tmp=[]) -> Path:  # noqa: B006 - one file per process is enough
         if not _tmp:
@@ -60,6 +61,7 @@ class TrueTokens:
         return _tmp[0]
 
     def recognize(self, images, grammar_factory=None, beam=1):
+        self.batches.append(len(images))
         out = []
         for _ in images:
             ids = self.answers[self.calls]
@@ -102,6 +104,20 @@ def test_a_page_is_read_into_the_source_measures_with_boxes_and_ids():
         x0, y0, x1, y1 = m.box
         assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h and m.page == 0
     assert set(result.confidences.values()) == {0.9}
+
+
+def test_a_pages_staves_are_read_in_batches_across_systems():
+    one = TrueTokens()
+    whole = list(PagePipeline(recognizer=one).read_page(sample_page()))[-1]
+    assert one.batches == [8]  # two systems of four staves: one batch
+    small = TrueTokens()
+    pipe = PagePipeline(recognizer=small)
+    pipe.BATCH = 3
+    events = list(pipe.read_page(sample_page()))
+    assert small.batches == [3, 3, 2]
+    reports = [e.message for e in events if isinstance(e, Progress)]
+    assert any("reading staff 4 of 8" in r for r in reports)
+    assert tokens_by_measure(events[-1].score) == tokens_by_measure(whole.score)
 
 
 def test_transcribe_chains_pages_and_validates_with_the_context_carried_over():

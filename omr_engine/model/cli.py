@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=500, help="steps of linear learning-rate warmup")
     p.add_argument("--grammar-weight", type=float, default=0.1)
+    p.add_argument(
+        "--ctc-weight", type=float, default=0.3, help="weight of the encoder's auxiliary CTC loss"
+    )
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--workers", type=int, default=0, help="data loader processes")
@@ -142,6 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         warmup_steps=args.warmup,
         grammar_weight=args.grammar_weight,
+        ctc_weight=args.ctc_weight,
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,
         num_workers=args.workers,

@@ -141,7 +141,8 @@ def export_model(
 
     ``check`` runs onnxruntime on the export inputs and raises ``ExportError`` when the
     fp32 outputs differ from torch. ``include_weights`` also writes ``weights.pt`` (model
-    state and config) so that training can continue from the shipped model (``init_from``).
+    state in fp16, and config) so that training can continue from the shipped model
+    (``init_from``).
     """
     if opset < 17:
         raise ValueError("opset must be >= 17")
@@ -151,6 +152,10 @@ def export_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).float().eval().cpu()  # the caller's model stays as it was
+    if include_weights:
+        # weights.pt is stored in fp16: round the weights first, so the ONNX files and
+        # weights.pt hold exactly the same numbers
+        model = model.half().float()
 
     # example inputs: two crops of different widths, three cached steps
     pp = cfg.preprocess
@@ -243,9 +248,12 @@ def export_model(
     }
     (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     if include_weights:
-        torch.save(
-            {"model": model.state_dict(), "model_config": cfg.to_dict()}, out_dir / "weights.pt"
-        )
+        # fp16 halves the file; loading into the fp32 model (train --init-from,
+        # model_from_checkpoint) casts back exactly (the weights were rounded above)
+        state = {
+            k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()
+        }
+        torch.save({"model": state, "model_config": cfg.to_dict()}, out_dir / "weights.pt")
     return out_dir
 
 

@@ -250,9 +250,7 @@ def export_model(
     if include_weights:
         # fp16 halves the file; loading into the fp32 model (train --init-from,
         # model_from_checkpoint) casts back exactly (the weights were rounded above)
-        state = {
-            k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()
-        }
+        state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
         torch.save({"model": state, "model_config": cfg.to_dict()}, out_dir / "weights.pt")
     return out_dir
 

@@ -71,6 +71,7 @@ def evaluate(
     threads: int,
     beam: int,
     musicdiff: int,
+    decoder: str | None = None,
 ) -> dict[str, Any]:
     vocab = default_vocabulary()
     grammar = Grammar(vocab)
@@ -85,9 +86,11 @@ def evaluate(
                 break
         images = [e[0] for e in examples]
         t0 = time.perf_counter()
-        free = rec.recognize(images, beam=beam, batch_size=8)
+        free = rec.recognize(images, beam=beam, batch_size=8, decoder=decoder)
         crops_seconds += time.perf_counter() - t0
-        constrained = rec.recognize(images, grammar_factory=grammar.start, beam=beam, batch_size=8)
+        constrained = rec.recognize(
+            images, grammar_factory=grammar.start, beam=beam, batch_size=8, decoder=decoder
+        )
         for (_, tokens, meta), f, c in zip(examples, free, constrained, strict=True):
             ref = vocab.encode(tokens)
             rows.append(
@@ -138,6 +141,7 @@ def evaluate(
         "model": str(model_dir),
         "crops": n,
         "beam": beam,
+        "decoder": decoder or rec.runtime.decoder_kind,
         "threads": threads,
         "ms_per_crop": round(1000 * crops_seconds / max(1, n), 1),
         "ser": table,
@@ -156,13 +160,17 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=600, help="crops per dataset")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--beam", type=int, default=1)
+    ap.add_argument("--decoder", choices=["attention", "ctc"], help="default: the model's")
     ap.add_argument("--musicdiff", type=int, default=100, help="crops scored with musicdiff")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     result = evaluate(
         args.model_dir, args.data, args.limit, args.threads, args.beam, args.musicdiff
     )
-    print(f"{result['crops']} crops, {result['ms_per_crop']} ms per crop (free decoding)")
+    print(
+        f"{result['crops']} crops, {result['decoder']} decoder, "
+        f"{result['ms_per_crop']} ms per crop (free decoding)"
+    )
     print("| group | crops | SER free | SER constrained |\n|---|---|---|---|")
     for name, row in result["ser"].items():
         print(f"| {name} | {row['crops']} | {row['ser_free']:.3f} | {row['ser_constrained']:.3f} |")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from omr_engine.inference.decoding import beam_decode, greedy_decode
+from omr_engine.inference.decoding import beam_decode, ctc_decode, greedy_decode
 from omr_engine.inference.preprocess import (
     PreprocessConfig,
     pad_batch,
@@ -180,3 +180,58 @@ def test_beam_of_one_is_greedy_and_scores_are_path_probabilities():
         assert g.score == pytest.approx(sequence_logp(g.ids, i, True) / (len(g.ids) + 1))
         assert b.score == pytest.approx(sequence_logp(b.ids, i, True) / (len(b.ids) + 1))
         assert len(b.token_confidences) == len(b.ids)
+
+
+# ---- CTC -------------------------------------------------------------------------------
+
+
+def _ctc_logits(path: list[int], vocab: int, sharp: float = 8.0) -> np.ndarray:
+    """Logits whose best path is ``path`` (one entry per column; ``vocab`` = blank)."""
+    logits = np.zeros((len(path), vocab + 1), np.float32)
+    logits[np.arange(len(path)), path] = sharp
+    return logits
+
+
+def test_ctc_collapses_repeats_and_drops_blanks():
+    b = 5
+    result = ctc_decode(_ctc_logits([b, 3, 3, b, 3, 4, 4, 4, b], 5), length=None)
+    assert result.ids == [3, 3, 4]
+    assert len(result.token_confidences) == 3
+    assert all(0.9 < c <= 1.0 for c in result.token_confidences)
+    # columns past the crop's length (padding) are not read
+    assert ctc_decode(_ctc_logits([3, b, 4, 2], 5), length=2).ids == [3]
+
+
+class _OnlyAfter:
+    """A toy grammar: token 1 first, then any token except 1."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def allowed_mask(self) -> np.ndarray:
+        mask = np.zeros(5, bool)
+        if self.seen:
+            mask[2:] = True
+        else:
+            mask[1] = True
+        return mask
+
+    def advance(self, token_id: int) -> None:
+        self.seen.append(token_id)
+
+    def copy(self) -> _OnlyAfter:
+        other = _OnlyAfter()
+        other.seen = list(self.seen)
+        return other
+
+
+def test_constrained_ctc_emits_only_allowed_tokens():
+    logits = _ctc_logits([3, 5, 1, 1, 4], 5)
+    logits[0, 1] = 6.0  # the grammar wants 1 first: the second best of column 0
+    free = ctc_decode(logits)
+    assert free.ids == [3, 1, 4]
+    grammar = _OnlyAfter()
+    constrained = ctc_decode(logits, grammar=grammar)
+    assert constrained.ids[0] == 1 and 1 not in constrained.ids[1:]
+    assert grammar.seen == constrained.ids
+    assert constrained.meta["decoder"] == "ctc"

@@ -105,6 +105,26 @@ def test_onnxruntime_matches_torch_on_random_crops(exported):
     np.testing.assert_allclose(logits, ref.numpy(), atol=1e-4, rtol=1e-4)
 
 
+def test_ctc_decoding_through_onnxruntime_matches_torch(exported):
+    from omr_engine.inference.decoding import ctc_decode
+
+    model, out = exported
+    crops = random_crops(6, seed=5)
+    rec = Recognizer(out, device="cpu")
+    assert rec.runtime.ctc and rec.runtime.decoder_kind == "attention"
+    got = [r.ids for r in rec.recognize(crops, decoder="ctc", batch_size=4)]
+    expected = []
+    for crop in crops:
+        pixels, widths = preprocess_batch([crop], model.cfg.preprocess)
+        with torch.no_grad():
+            memory, valid = model.encoder(torch.from_numpy(pixels), torch.from_numpy(widths))
+            logits, lengths = model.ctc(memory, valid)
+        expected.append(ctc_decode(logits[0].numpy(), int(lengths[0])).ids)
+    assert got == expected
+    with pytest.raises(ValueError, match="decoder"):
+        rec.recognize(crops[:1], decoder="lstm")
+
+
 def test_onnxruntime_matches_torch_with_merged_patch_rows(tmp_path):
     torch.manual_seed(1)
     vocab = ToyVocab()
@@ -201,8 +221,20 @@ def test_shipped_onnx_model_reads_like_its_torch_weights(tmp_path):
     model = model_from_checkpoint(SHIPPED / "weights.pt").eval()
     expected = torch_tokens(model, crops)
     rec = Recognizer(SHIPPED, device="cpu")
-    assert [r.ids for r in rec.recognize(crops, batch_size=4)] == expected
+    assert [r.ids for r in rec.recognize(crops, batch_size=4, decoder="attention")] == expected
     assert sum(len(t) for t in expected) > 10 * len(crops)  # a trained model reads something
+    if rec.runtime.ctc:
+        from omr_engine.inference.decoding import ctc_decode
+
+        pixels, widths = preprocess_batch(crops, model.cfg.preprocess)
+        with torch.no_grad():
+            memory, valid = model.encoder(torch.from_numpy(pixels), torch.from_numpy(widths))
+            logits, lengths = model.ctc(memory, valid)
+        ctc_expected = [
+            ctc_decode(lg.numpy(), int(n)).ids for lg, n in zip(logits, lengths, strict=True)
+        ]
+        got = [r.ids for r in rec.recognize(crops, batch_size=4, decoder="ctc")]
+        assert got == ctc_expected
 
 
 def test_runtime_does_not_import_torch():

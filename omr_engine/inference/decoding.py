@@ -20,7 +20,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Result", "StepDecoder", "GrammarState", "greedy_decode", "beam_decode"]
+__all__ = [
+    "Result",
+    "StepDecoder",
+    "GrammarState",
+    "greedy_decode",
+    "beam_decode",
+    "ctc_decode",
+]
 
 
 @dataclass(frozen=True)
@@ -223,3 +230,62 @@ def beam_decode(
             h = max(hyps[c], key=lambda h: norm(h.logp, len(h.ids)))
             results.append(Result(h.ids, h.confs, norm(h.logp, len(h.ids)), False))
     return results
+
+
+def ctc_decode(
+    logits: np.ndarray,
+    length: int | None = None,
+    grammar: GrammarState | None = None,
+) -> Result:
+    """Best-path CTC decoding of one crop's column logits (C, V+1), blank last.
+
+    A column either emits a token, repeats the one it continues (no new token), or is
+    blank; a token is emitted when it differs from the previous column's or follows a
+    blank. With ``grammar``, a column may emit only a token the grammar allows next (the
+    best allowed choice among blank, continuing, and allowed new tokens), so the output
+    follows the grammar the way constrained attention decoding does. A token's confidence
+    is its highest softmax probability over the columns it spans, before masking.
+    """
+    c, v1 = logits.shape
+    blank = v1 - 1
+    logp = _log_softmax(logits[: c if length is None else int(length)])
+    probs = np.exp(logp)
+    ids: list[int] = []
+    confs: list[float] = []
+    total = 0.0
+    prev = blank
+    if grammar is None:
+        best = logp.argmax(-1)
+        for t, tok in enumerate(best.tolist()):
+            total += float(logp[t, tok])
+            if tok == blank:
+                prev = blank
+            elif tok == prev:
+                confs[-1] = max(confs[-1], float(probs[t, tok]))
+            else:
+                ids.append(tok)
+                confs.append(float(probs[t, tok]))
+                prev = tok
+    else:
+        for t in range(len(logp)):
+            row = logp[t]
+            allowed = np.asarray(grammar.allowed_mask(), dtype=bool)
+            scores = np.where(allowed, row[:blank], -np.inf)
+            if prev != blank:
+                scores[prev] = -np.inf  # the same token again needs a blank between
+            new = int(scores.argmax())
+            options = [(float(row[blank]), blank), (float(scores[new]), new)]
+            if prev != blank:
+                options.append((float(row[prev]), prev))
+            value, tok = max(options)
+            total += value
+            if tok == blank:
+                prev = blank
+            elif tok == prev:
+                confs[-1] = max(confs[-1], float(probs[t, tok]))
+            else:
+                ids.append(tok)
+                confs.append(float(probs[t, tok]))
+                grammar.advance(tok)
+                prev = tok
+    return Result(ids, confs, total / max(len(logp), 1), True, {"decoder": "ctc"})

@@ -18,7 +18,7 @@ import ctypes
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,13 @@ import numpy as np
 import onnxruntime as ort
 
 from omr_engine.inference.contract import CONFIG_FILE, FORMAT_VERSION, VOCAB_FILE, io_names
-from omr_engine.inference.decoding import GrammarState, Result, beam_decode, greedy_decode
+from omr_engine.inference.decoding import (
+    GrammarState,
+    Result,
+    beam_decode,
+    ctc_decode,
+    greedy_decode,
+)
 from omr_engine.inference.preprocess import PreprocessConfig, preprocess_batch
 
 __all__ = ["Recognizer", "Result", "ModelLoadError", "ProviderError", "select_providers"]
@@ -90,6 +96,8 @@ class _Runtime:
     dec_layers: int
     dec_heads: int
     dec_head_dim: int
+    ctc: bool = False  # the encoder also gives CTC logits
+    decoder_kind: str = "attention"  # what recognize() uses by default: attention or ctc
 
 
 @dataclass
@@ -99,6 +107,7 @@ class _State:
     cross: list[ort.OrtValue]  # per layer k, v: (N, h, S, hd)
     memory_valid: ort.OrtValue  # (N, S)
     past: list[ort.OrtValue]  # per layer k, v: (N, h, P, hd)
+    extra: dict[str, ort.OrtValue] = field(default_factory=dict)  # CTC logits, on the host
 
 
 class _OrtStepDecoder:
@@ -200,15 +209,21 @@ class Recognizer:
         io.bind_cpu_input("pixels", pixels)
         io.bind_cpu_input("widths", widths)
         names = self._step.names
-        for name in names["cross"]:
+        wanted = [*names["cross"], "memory_valid"]
+        for name in wanted:
             io.bind_output(name, self.device, 0)
-        io.bind_output("memory_valid", self.device, 0)
+        extra = [o.name for o in self.encoder.get_outputs() if o.name not in wanted]
+        for name in extra:  # CTC logits: read on the host
+            io.bind_output(name, "cpu")
         self.encoder.run_with_iobinding(io)
-        *cross, memory_valid = io.get_outputs()
+        outputs = io.get_outputs()
+        *cross, memory_valid = outputs[: len(wanted)]
         rt = self.runtime
         empty = np.zeros((len(images), rt.dec_heads, 0, rt.dec_head_dim), np.float32)
         past = [self._step.put(empty) for _ in names["past"]]
-        return _State(cross, memory_valid, past)
+        return _State(
+            cross, memory_valid, past, dict(zip(extra, outputs[len(wanted) :], strict=True))
+        )
 
     def recognize(
         self,
@@ -217,15 +232,23 @@ class Recognizer:
         beam: int = 1,
         max_len: int | None = None,
         batch_size: int = 8,
+        decoder: str | None = None,
     ) -> list[Result]:
         """Recognise crops (uint8 grayscale, dark ink on white), one ``Result`` per crop.
 
-        ``grammar_factory`` (e.g. ``grammar.start``) constrains decoding; ``beam`` > 1 uses
+        ``grammar_factory`` (e.g. ``grammar.start``) constrains decoding; ``decoder`` is
+        ``attention`` (autoregressive, the default unless the model says otherwise) or
+        ``ctc`` (the encoder's CTC head: one pass, no beam); ``beam`` > 1 uses
         beam search; ``max_len`` caps the tokens per crop, BOS included (at most the
         model's ``max_len``).
         """
         if beam < 1:
             raise ValueError("beam must be >= 1")
+        decoder = decoder or self.runtime.decoder_kind
+        if decoder not in ("attention", "ctc"):
+            raise ValueError(f"decoder is 'attention' or 'ctc', not {decoder!r}")
+        if decoder == "ctc" and not self.runtime.ctc:
+            raise ValueError(f"{self.model_dir} has no CTC head; use the attention decoder")
         limit = min(max_len or self.runtime.max_len, self.runtime.max_len)
         order = sorted(range(len(images)), key=lambda i: images[i].shape[1] / images[i].shape[0])
         results: list[Result | None] = [None] * len(images)
@@ -238,7 +261,18 @@ class Recognizer:
                 max_len=limit,
                 grammar_factory=grammar_factory,
             )
-            if beam == 1:
+            if decoder == "ctc":
+                logits = state.extra["ctc_logits"].numpy()
+                lengths = state.extra["ctc_lengths"].numpy()
+                out = [
+                    ctc_decode(
+                        logits[row],
+                        int(lengths[row]),
+                        grammar_factory() if grammar_factory else None,
+                    )
+                    for row in range(len(chunk))
+                ]
+            elif beam == 1:
                 out = greedy_decode(self._step, state, len(chunk), **common)
             else:
                 out = beam_decode(self._step, state, len(chunk), beam=beam, **common)

@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unit", choices=["staff", "system"], default="staff")
     p.add_argument("--quantize", action="store_true", help="int8 weights for CPU")
     p.add_argument(
+        "--decoder",
+        choices=["attention", "ctc"],
+        default="attention",
+        help="how the runtime reads by default: the attention decoder, or the CTC head",
+    )
+    p.add_argument(
         "--include-weights",
         action="store_true",
         help="also write weights.pt, so training can continue from the shipped model",
@@ -170,6 +176,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             quantize=args.quantize,
             vocab_path=vocab_path,
             include_weights=args.include_weights,
+            decoder_kind=args.decoder,
         )
     config_path = out / "config.json"
     config = json.loads(config_path.read_text())

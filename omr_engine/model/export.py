@@ -6,7 +6,9 @@ The directory holds:
   ``cross_k.{i}`` (B, h, hd, S) and ``cross_v.{i}`` (B, h, S, hd) for each decoder layer i
   (the decoder's cross-attention keys, transposed and pre-scaled, and values, computed once
   per crop instead of at every step) and
-  ``memory_valid`` (B, S) float32;
+  ``memory_valid`` (B, S) float32; for a model with a CTC head also ``ctc_logits``
+  (B, C, V+1, blank last) over the patch columns and ``ctc_lengths`` (B,) int64, which the
+  runtime's CTC decoder reads (one encoder pass, no autoregressive steps);
 - ``decoder.onnx``: one decoding step with a KV cache: ``tokens`` (B, T) int64,
   ``memory_valid``, the ``cross_*`` tensors and ``past_k.{i}``/``past_v.{i}`` (B, h, P, hd)
   -> ``logits`` (B, T, V) and ``present_k.{i}``/``present_v.{i}`` (B, h, P+T, hd).
@@ -62,8 +64,12 @@ class _Encoder(nn.Module):
         self.model = model
 
     def forward(self, pixels: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        cross, valid = self.model.encode(pixels, widths)
-        return (*[t for kv in cross for t in kv], valid)
+        memory, valid = self.model.encoder(pixels, widths)
+        cross = self.model.decoder.memory_kv(memory)
+        out = (*[t for kv in cross for t in kv], valid)
+        if self.model.cfg.ctc_head:
+            out = (*out, *self.model.ctc(memory, valid))
+        return out
 
 
 class _DecoderStep(nn.Module):
@@ -136,18 +142,22 @@ def export_model(
     opset: int = 17,
     check: bool = True,
     include_weights: bool = False,
+    decoder_kind: str = "attention",
 ) -> Path:
     """Write an ONNX model directory from a model or a checkpoint; returns ``out_dir``.
 
     ``check`` runs onnxruntime on the export inputs and raises ``ExportError`` when the
     fp32 outputs differ from torch. ``include_weights`` also writes ``weights.pt`` (model
     state in fp16, and config) so that training can continue from the shipped model
-    (``init_from``).
+    (``init_from``). ``decoder_kind`` is what the runtime reads with by default:
+    ``attention`` (the autoregressive decoder) or ``ctc`` (the encoder's CTC head).
     """
     if opset < 17:
         raise ValueError("opset must be >= 17")
     model, info = _load_source(source)
     cfg: ModelConfig = model.cfg
+    if decoder_kind not in ("attention", "ctc") or (decoder_kind == "ctc" and not cfg.ctc_head):
+        raise ValueError("decoder_kind is 'attention', or 'ctc' for a model with a CTC head")
     vocab_path = vocab_path or info.get("vocab_path")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -171,11 +181,17 @@ def export_model(
             for _ in range(cfg.dec_layers)
         ]
         ref_logits, ref_present, _ = model.decoder(tokens, cross, memory_valid, past)
+        ctc_outputs = {}
+        if cfg.ctc_head:
+            memory, _ = model.encoder(pixels, widths)
+            ctc_logits, ctc_lengths = model.ctc(memory, memory_valid)
+            ctc_outputs = {"ctc_logits": ctc_logits, "ctc_lengths": ctc_lengths}
     flat_cross = [t for kv in cross for t in kv]
     flat_past = [t for kv in past for t in kv]
     reference = {
         **dict(zip(names["cross"], flat_cross, strict=True)),
         "memory_valid": memory_valid,
+        **ctc_outputs,
         "logits": ref_logits,
         **dict(zip(names["present"], [t for kv in ref_present for t in kv], strict=True)),
     }
@@ -189,12 +205,17 @@ def export_model(
             (pixels, widths),
             enc_path,
             input_names=["pixels", "widths"],
-            output_names=[*names["cross"], "memory_valid"],
+            output_names=[*names["cross"], "memory_valid", *ctc_outputs],
             dynamic_axes={
                 "pixels": {0: "batch", 3: "width"},
                 "widths": {0: "batch"},
                 "memory_valid": {0: "batch", 1: "memory"},
                 **cross_axes,
+                **(
+                    {"ctc_logits": {0: "batch", 1: "columns"}, "ctc_lengths": {0: "batch"}}
+                    if ctc_outputs
+                    else {}
+                ),
             },
             opset_version=opset,
         )
@@ -234,6 +255,8 @@ def export_model(
             "encoder": ENCODER_FILE,
             "decoder": DECODER_FILE,
             "precision": "int8" if quantize else "fp32",
+            "ctc": bool(cfg.ctc_head),
+            "decoder_kind": decoder_kind,
             "opset": opset,
             "vocab_size": cfg.vocab_size,
             "pad_id": cfg.pad_id,

@@ -165,7 +165,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     result = evaluate(
-        args.model_dir, args.data, args.limit, args.threads, args.beam, args.musicdiff
+        args.model_dir, args.data, args.limit, args.threads, args.beam, args.musicdiff, args.decoder
     )
     print(
         f"{result['crops']} crops, {result['decoder']} decoder, "

@@ -203,38 +203,38 @@ SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "models" / "omr-sm
 @pytest.mark.skipif(
     not (SHIPPED / "weights.pt").is_file(), reason="no trained model ships in resources/models"
 )
-def test_shipped_onnx_model_reads_like_its_torch_weights(tmp_path):
-    """The shipped ONNX files and the shipped weights give the same tokens on 20 staff crops
-    of held-out (validation-split) music, engraved here from scratch."""
+def test_shipped_model_reads_like_its_torch_weights(tmp_path):
+    """On 20 staff crops of held-out (validation-split) music, engraved here from scratch:
+    an fp32 export of the shipped weights gives exactly torch's tokens with both decoders,
+    and the shipped (int8) ONNX files stay within 5% of them."""
+    from omr_engine.inference.decoding import ctc_decode
+    from omr_engine.model.metrics import edit_distance
     from omr_engine.model.train import model_from_checkpoint
     from omr_engine.synth.build import BuildConfig, build
     from omr_engine.synth.dataset import read_examples
 
-    build(
-        tmp_path,
-        20,
-        BuildConfig(seed=11, shard_size=20, generated=1.0, split="val", unit="staff"),
-        workers=0,
-    )
-    crops = [image for image, _, _ in read_examples(tmp_path, ["staff"])][:20]
+    config = BuildConfig(seed=11, shard_size=20, generated=1.0, split="val", unit="staff")
+    build(tmp_path / "data", 20, config, workers=0)
+    crops = [image for image, _, _ in read_examples(tmp_path / "data", ["staff"])][:20]
     assert len(crops) >= 10
     model = model_from_checkpoint(SHIPPED / "weights.pt").eval()
-    expected = torch_tokens(model, crops)
-    rec = Recognizer(SHIPPED, device="cpu")
-    assert [r.ids for r in rec.recognize(crops, batch_size=4, decoder="attention")] == expected
-    assert sum(len(t) for t in expected) > 10 * len(crops)  # a trained model reads something
-    if rec.runtime.ctc:
-        from omr_engine.inference.decoding import ctc_decode
+    attention = torch_tokens(model, crops)
+    pixels, widths = preprocess_batch(crops, model.cfg.preprocess)
+    with torch.no_grad():
+        memory, valid = model.encoder(torch.from_numpy(pixels), torch.from_numpy(widths))
+        logits, lengths = model.ctc(memory, valid)
+    ctc = [ctc_decode(lg.numpy(), int(n)).ids for lg, n in zip(logits, lengths, strict=True)]
+    assert sum(map(len, ctc)) > 10 * len(crops)  # a trained model reads something
 
-        pixels, widths = preprocess_batch(crops, model.cfg.preprocess)
-        with torch.no_grad():
-            memory, valid = model.encoder(torch.from_numpy(pixels), torch.from_numpy(widths))
-            logits, lengths = model.ctc(memory, valid)
-        ctc_expected = [
-            ctc_decode(lg.numpy(), int(n)).ids for lg, n in zip(logits, lengths, strict=True)
-        ]
-        got = [r.ids for r in rec.recognize(crops, batch_size=4, decoder="ctc")]
-        assert got == ctc_expected
+    fp32 = Recognizer(export_model(SHIPPED / "weights.pt", tmp_path / "fp32"), device="cpu")
+    assert [r.ids for r in fp32.recognize(crops, batch_size=4, decoder="attention")] == attention
+    assert [r.ids for r in fp32.recognize(crops, batch_size=4, decoder="ctc")] == ctc
+
+    shipped = Recognizer(SHIPPED, device="cpu")
+    got = [r.ids for r in shipped.recognize(crops, batch_size=4)]  # the shipped default
+    reference = ctc if shipped.runtime.decoder_kind == "ctc" else attention
+    drift = sum(edit_distance(a, b) for a, b in zip(reference, got, strict=True))
+    assert drift <= 0.05 * sum(map(len, reference))
 
 
 def test_runtime_does_not_import_torch():

@@ -36,6 +36,7 @@ from ..notation.symbols import (
     STEPS,
     Duration,
     Pitch,
+    key_alter,
     time_length,
 )
 
@@ -112,7 +113,6 @@ for _dots in (2, 1, 0):
 _PLAIN = set(DURATION_TYPES.values())
 _SHORTEST = Fraction(1, 16)
 
-_SHARP_ORDER = "FCGDAEB"
 _INSTRUMENTS = ("Violin", "Viola", "Cello", "Flute", "Clarinet", "Voice", "Horn", "Oboe")
 
 # (actual, normal, weight) of the tuplets over a plain beat (a quarter: 3 eighths in the
@@ -158,14 +158,6 @@ def _weighted(rng: np.random.Generator, weights: dict[str, int]) -> str:
     names = list(weights)
     p = np.asarray([weights[n] for n in names], float)
     return names[int(rng.choice(len(names), p=p / p.sum()))]
-
-
-def _key_alter(key: int, step: str) -> int:
-    if key > 0:
-        return 1 if step in _SHARP_ORDER[:key] else 0
-    if key < 0:
-        return -1 if step in _SHARP_ORDER[::-1][:-key] else 0
-    return 0
 
 
 def _beats(time: str) -> list[Fraction]:
@@ -337,7 +329,7 @@ class _Generator:
         rng = self.rng
         d = min(max(CLEF_MIDDLE_LINE[clef] + position, 0), 7 * 8 + 6)
         step, octave = STEPS[d % 7], d // 7
-        alter = _key_alter(key, step)
+        alter = key_alter(key, step)
         if rng.random() < self.config.chromatic:
             if rng.random() < self.config.double_accidental:
                 alter = int(rng.choice([-2, 2]))

@@ -19,9 +19,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from .layout import NoStavesError, PageLayout, analyze_page, staff_crop, system_crop
+from .inference.measures import fit_to_measures
+from .layout import (
+    LayoutCrop,
+    NoStavesError,
+    PageLayout,
+    analyze_page,
+    staff_crop,
+    system_crop,
+)
 from .notation.grammar import Diagnostic, Grammar, validate_score
 from .notation.score import (
     Measure,
@@ -182,6 +188,7 @@ class PagePipeline:
         beam: int = 1,
         constrained: bool = True,
         recognizer=None,
+        fit_measures: bool = True,
     ) -> None:
         if recognizer is None:
             from .inference.session import Recognizer
@@ -192,14 +199,30 @@ class PagePipeline:
         self.grammar = Grammar(self.vocab)
         self.beam = beam
         self.constrained = constrained
+        self.fit_measures = fit_measures
         meta = getattr(recognizer, "config", {}) or {}
         self.unit = meta.get("data", {}).get("unit", "staff")
         self.crop_margin = float(meta.get("data", {}).get("margin_spaces", 4.0))
 
-    def _recognize(self, crops: list[np.ndarray]) -> tuple[list[list[str]], list[list[float]]]:
+    def _recognize(
+        self, crops: list[LayoutCrop], fit: bool
+    ) -> tuple[list[list[str]], list[list[float]]]:
+        """Tokens and confidences per crop; with ``fit`` (staff crops, and a decoder that
+        gives token positions) they are cut into the layout's measures."""
         factory = self.grammar.start if self.constrained else None
-        results = self.recognizer.recognize(crops, grammar_factory=factory, beam=self.beam)
-        return [self.vocab.decode(r.ids) for r in results], [r.token_confidences for r in results]
+        results = self.recognizer.recognize(
+            [c.image for c in crops], grammar_factory=factory, beam=self.beam
+        )
+        seqs, confs = [], []
+        for crop, r in zip(crops, results, strict=True):
+            ids, conf = list(r.ids), list(r.token_confidences)
+            if fit and r.positions:
+                width = crop.image.shape[1]
+                spans = [(b[0] / width, b[2] / width) for b in crop.measure_boxes]
+                ids, conf = fit_to_measures(ids, conf, r.positions, spans, self.vocab)
+            seqs.append(self.vocab.decode(ids))
+            confs.append(conf)
+        return seqs, confs
 
     def read_page(
         self,
@@ -228,15 +251,14 @@ class PagePipeline:
         # cancelling go batch by batch.
         if self.unit == "system":
             crops = [
-                system_crop(page.image, layout, i, self.crop_margin).image
-                for i in range(len(systems))
+                system_crop(page.image, layout, i, self.crop_margin) for i in range(len(systems))
             ]
             owners = [(i, 0) for i in range(len(systems))]
         else:
             crops, owners = [], []
             for i, system in enumerate(systems):
                 for s in range(len(system.staves)):
-                    crops.append(staff_crop(page.image, layout, i, s, self.crop_margin).image)
+                    crops.append(staff_crop(page.image, layout, i, s, self.crop_margin))
                     owners.append((i, s))
         seqs: list[list[str]] = []
         confs: list[list[float]] = []
@@ -247,7 +269,9 @@ class PagePipeline:
                 start, total, f"page {page.index + 1}: reading {unit} {start + 1} of {total}"
             )
             cancel.check()
-            batch_seqs, batch_confs = self._recognize(crops[start : start + self.BATCH])
+            batch_seqs, batch_confs = self._recognize(
+                crops[start : start + self.BATCH], fit=self.fit_measures and unit == "staff"
+            )
             seqs += batch_seqs
             confs += batch_confs
         cancel.check()

@@ -217,3 +217,58 @@ def test_batch_reads_a_folder_records_failures_and_resumes(
 def test_batch_refuses_a_folder_without_images(tmp_path, capsys):
     assert main(["batch", str(tmp_path), str(tmp_path / "out")]) == 2
     assert "no PDF or image files" in capsys.readouterr().err
+
+
+class PlacedTokens(TrueTokens):
+    """True tokens placed inside the layout's measures, as the CTC decoder gives them, plus
+    what a CTC model gets wrong: a stray barline mid-measure and a neighbour's note with a
+    barline of its own at the crop's right edge (an extra measure)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from omr_engine.layout import analyze_page, staff_crop
+
+        image = sample_page().image
+        layout = analyze_page(image)
+        self.spans = []
+        for i, system in enumerate(layout.systems):
+            for s in range(len(system.staves)):
+                crop = staff_crop(image, layout, i, s, 4.0)
+                w = crop.image.shape[1]
+                self.spans.append([(b[0] / w, b[2] / w) for b in crop.measure_boxes])
+
+    def recognize(self, images, grammar_factory=None, beam=1):
+        vocab = default_vocabulary()
+        bar = vocab.id("<barline>")
+        out = []
+        for _ in images:
+            ids, spans = self.answers[self.calls], self.spans[self.calls]
+            self.calls += 1
+            measures = [[]]
+            for t in ids:
+                measures[-1].append(t)
+                if vocab.info(t).kind == "barline":
+                    measures.append([])
+            placed_ids, positions = [], []
+            for (x0, x1), body in zip(spans, measures, strict=False):
+                for j, t in enumerate(body[:-1]):
+                    placed_ids.append(t)
+                    positions.append(x0 + (x1 - x0) * (0.1 + 0.7 * j / len(body)))
+                    if j == 0:  # a stray barline after each measure's first token
+                        placed_ids.append(bar)
+                        positions.append(positions[-1] + 0.01)
+                placed_ids.append(body[-1])
+                positions.append(x1)
+            placed_ids += [vocab.id("<note:C5-quarter>"), bar]
+            positions += [spans[-1][1] + 0.005, spans[-1][1] + 0.01]
+            conf = [0.9] * len(placed_ids)
+            out.append(Result(placed_ids, conf, positions=positions))
+        return out
+
+
+def test_a_staffs_tokens_are_cut_into_the_layouts_measures():
+    source, _ = read_score(SAMPLES / "bwv66.6.musicxml")
+    fitted = list(PagePipeline(recognizer=PlacedTokens()).read_page(sample_page()))[-1]
+    assert tokens_by_measure(fitted.score) == tokens_by_measure(source)
+    raw = list(PagePipeline(recognizer=PlacedTokens(), fit_measures=False).read_page(sample_page()))
+    assert len(raw[-1].score.measures) > 10  # without the layout, the strays make measures

@@ -1,7 +1,8 @@
 """Runtime recognition with onnxruntime: needs numpy, OpenCV and onnxruntime, never torch.
 
 ``Recognizer`` (in ``session``) loads an exported model directory; ``preprocess`` holds the
-image preprocessing shared with training; ``decoding`` the greedy/beam search.
+image preprocessing shared with training; ``decoding`` the greedy, beam and CTC search; ``measures`` cuts a staff's tokens into the
+layout's measures.
 """
 
 from __future__ import annotations

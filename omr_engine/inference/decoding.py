@@ -39,6 +39,9 @@ class Result:
     score: float = 0.0  # mean log-probability per token (EOS included) of the chosen path
     finished: bool = True  # False when max_len was reached before EOS
     meta: dict[str, Any] = field(default_factory=dict)
+    # Where each token was read, as a fraction of the crop's width (the centre of the CTC
+    # columns it spans); empty for the attention decoder, which has no alignment.
+    positions: list[float] = field(default_factory=list)
 
 
 class GrammarState(Protocol):
@@ -244,7 +247,8 @@ def ctc_decode(
     blank. With ``grammar``, a column may emit only a token the grammar allows next (the
     best allowed choice among blank, continuing, and allowed new tokens), so the output
     follows the grammar the way constrained attention decoding does. A token's confidence
-    is its highest softmax probability over the columns it spans, before masking.
+    is its highest softmax probability over the columns it spans, before masking; its
+    position is the centre of those columns as a fraction of the ``length`` valid columns.
     """
     c, v1 = logits.shape
     blank = v1 - 1
@@ -252,6 +256,7 @@ def ctc_decode(
     probs = np.exp(logp)
     ids: list[int] = []
     confs: list[float] = []
+    spans: list[list[int]] = []  # first and last column of each token
     total = 0.0
     prev = blank
     if grammar is None:
@@ -262,9 +267,11 @@ def ctc_decode(
                 prev = blank
             elif tok == prev:
                 confs[-1] = max(confs[-1], float(probs[t, tok]))
+                spans[-1][1] = t
             else:
                 ids.append(tok)
                 confs.append(float(probs[t, tok]))
+                spans.append([t, t])
                 prev = tok
     else:
         for t in range(len(logp)):
@@ -283,9 +290,13 @@ def ctc_decode(
                 prev = blank
             elif tok == prev:
                 confs[-1] = max(confs[-1], float(probs[t, tok]))
+                spans[-1][1] = t
             else:
                 ids.append(tok)
                 confs.append(float(probs[t, tok]))
+                spans.append([t, t])
                 grammar.advance(tok)
                 prev = tok
-    return Result(ids, confs, total / max(len(logp), 1), True, {"decoder": "ctc"})
+    columns = max(len(logp), 1)
+    positions = [(a + b + 1) / 2 / columns for a, b in spans]
+    return Result(ids, confs, total / columns, True, {"decoder": "ctc"}, positions)

@@ -7,6 +7,9 @@ only when a photo's signs are there.
   bright convex quadrilateral (the sheet) on a clearly darker surround, the sheet is warped
   to an upright rectangle (a perspective transform), which also removes the keystone of a
   camera held at an angle. Small rotation that remains is left to the layout's deskew.
+- **Perspective without the sheet's edges.** When no outline is found, the staff lines
+  and stems themselves give the perspective (:mod:`.keystone`), which is undone when the
+  lines' slopes differ across the page.
 - **Lighting.** The paper's brightness is estimated at a coarse scale (a grey closing that
   removes ink, then a median), and the image is divided by it, so a shadow or a lamp's
   falloff no longer pulls faint staff lines below the ink threshold.
@@ -20,6 +23,8 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from .keystone import correct_keystone
 
 __all__ = ["PhotoCorrection", "correct_photo", "find_sheet", "flatten_lighting"]
 
@@ -137,4 +142,9 @@ def correct_photo(image: np.ndarray) -> PhotoCorrection:
     if _lighting_is_uneven(out.image):
         out.image = flatten_lighting(out.image)
         out.corrections.append("lighting evened")
+    if corners is None:  # no outline to straighten by: the music's own lines tell
+        straight = correct_keystone(out.image)
+        if straight is not None:
+            out.image = straight
+            out.corrections.append("perspective straightened")
     return out

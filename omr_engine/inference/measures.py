@@ -1,0 +1,121 @@
+"""Cut a staff's recognised tokens into the measures the page layout found.
+
+The layout finds barlines as long vertical strokes through a whole system; that count is
+right on every clean engraved page we test (see ``benchmarks/bench_engravers.py``), while
+the model, reading one staff at a time, now and then adds a measure (a barline read twice,
+an empty measure after the last barline) or misses one. With the CTC decoder every token
+has a position along the crop, so the two can be combined: the layout says *where* the
+measures are, the model says *what* is in them and *which kind* of barline closes them.
+
+A model barline near a layout barline is kept (with its kind: repeat, double, final);
+a layout barline the model did not read is inserted where the token positions cross it;
+a model barline where the layout saw none is dropped, and tokens past the end of the
+staff's last measure are dropped. Measures where model and layout disagreed get the
+confidence :data:`DISAGREEMENT_CONFIDENCE` at most, so a reviewer sees them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..notation.vocabulary import Vocabulary
+
+__all__ = ["DISAGREEMENT_CONFIDENCE", "fit_to_measures"]
+
+DISAGREEMENT_CONFIDENCE = 0.5
+BARLINE = "<barline>"
+
+
+def _match(
+    bar_positions: list[tuple[int, float]],
+    edges: list[float],
+    windows: list[float],
+) -> dict[int, int]:
+    """Layout edge index -> token index of the model barline read there (monotonic)."""
+    matched: dict[int, int] = {}
+    start = 0
+    for k, (edge, window) in enumerate(zip(edges, windows, strict=True)):
+        best = None
+        for n in range(start, len(bar_positions)):
+            j, x = bar_positions[n]
+            if x > edge + window:
+                break
+            if abs(x - edge) <= window and (best is None or abs(x - edge) < best[2]):
+                best = (n, j, abs(x - edge))
+        if best is not None:
+            matched[k] = best[1]
+            start = best[0] + 1
+    return matched
+
+
+def fit_to_measures(
+    ids: Sequence[int],
+    confidences: Sequence[float],
+    positions: Sequence[float],
+    measures: Sequence[tuple[float, float]],
+    vocab: Vocabulary,
+    tolerance: float = 0.4,
+) -> tuple[list[int], list[float]]:
+    """Re-barline one staff's tokens so that they fill exactly ``measures``.
+
+    ``positions`` are the tokens' places along the crop and ``measures`` the layout's
+    measure spans ``(x0, x1)``, both as fractions of the crop's width, left to right. A
+    model barline counts as the layout's when it lies within ``tolerance`` times the
+    narrower neighbouring measure's width of it. Returns the new ids and confidences;
+    the input is returned unchanged when there are no positions or no measures.
+    """
+    if not measures or len(positions) != len(ids) or not ids:
+        return list(ids), list(confidences)
+    kinds = [vocab.info(i).kind for i in ids]
+    edges = [x1 for _, x1 in measures]
+    widths = [max(x1 - x0, 1e-6) for x0, x1 in measures]
+    windows = [
+        tolerance * min(widths[k], widths[k + 1] if k + 1 < len(widths) else widths[k])
+        for k in range(len(edges))
+    ]
+    bars = [(j, positions[j]) for j, kind in enumerate(kinds) if kind == "barline"]
+    matched = _match(bars, edges, windows)
+    matched_tokens = {j: k for k, j in matched.items()}
+    barline_id = vocab.id(BARLINE)
+
+    out_ids: list[int] = []
+    out_conf: list[float] = []
+    measure_start = 0  # index in out_* where the current measure begins
+    disagreed = False
+    k = 0  # the layout measure being filled
+
+    def close(token: int, confidence: float) -> None:
+        nonlocal measure_start, disagreed, k
+        if disagreed:
+            for i in range(measure_start, len(out_conf)):
+                out_conf[i] = min(out_conf[i], DISAGREEMENT_CONFIDENCE)
+            confidence = min(confidence, DISAGREEMENT_CONFIDENCE)
+        out_ids.append(token)
+        out_conf.append(confidence)
+        measure_start = len(out_ids)
+        disagreed = False
+        k += 1
+
+    for j, (token, conf, x, kind) in enumerate(
+        zip(ids, confidences, positions, kinds, strict=True)
+    ):
+        if j in matched_tokens:
+            while k < matched_tokens[j]:  # layout barlines the model skipped
+                disagreed = True
+                close(barline_id, DISAGREEMENT_CONFIDENCE)
+            close(token, conf)
+            continue
+        while k < len(edges) and k not in matched and x > edges[k]:
+            disagreed = True
+            close(barline_id, DISAGREEMENT_CONFIDENCE)
+        if k >= len(edges):
+            break  # past the staff's last measure
+        if kind == "barline":
+            disagreed = True  # a barline the layout did not see
+            continue
+        out_ids.append(token)
+        out_conf.append(conf)
+    while k < len(edges):
+        disagreed = True
+        close(barline_id, DISAGREEMENT_CONFIDENCE)
+    return out_ids, out_conf

@@ -1,0 +1,102 @@
+"""A staff's tokens are cut into the measures the layout found, using where the CTC decoder
+read each token: extra and missing barlines are mended, and the reviewer is told."""
+
+from __future__ import annotations
+
+import pytest
+
+from omr_engine.inference.measures import DISAGREEMENT_CONFIDENCE, fit_to_measures
+from omr_engine.notation.vocabulary import default_vocabulary
+
+VOCAB = default_vocabulary()
+THREE = [(0.0, 0.4), (0.4, 0.7), (0.7, 1.0)]  # the layout's measures, as crop fractions
+
+
+def fit(tokens_at: list[tuple[str, float]], measures=THREE):
+    ids = [VOCAB.id(t) for t, _ in tokens_at]
+    ids2, conf = fit_to_measures(ids, [0.9] * len(ids), [x for _, x in tokens_at], measures, VOCAB)
+    return VOCAB.decode(ids2), conf
+
+
+def test_tokens_that_agree_with_the_layout_pass_unchanged():
+    read = [
+        ("<clef:G2>", 0.02),
+        ("<note:C5-half>", 0.2),
+        ("<barline>", 0.41),
+        ("<note:D5-half>", 0.55),
+        ("<barline:double>", 0.69),
+        ("<note:E5-half>", 0.85),
+        ("<barline:final>", 0.99),
+    ]
+    tokens, conf = fit(read)
+    assert tokens == [t for t, _ in read]
+    assert conf == [0.9] * len(read)
+
+
+def test_a_barline_the_model_missed_is_put_where_the_notes_cross_it():
+    tokens, conf = fit(
+        [
+            ("<note:C5-half>", 0.2),
+            ("<note:D5-half>", 0.55),  # no barline read at 0.4
+            ("<barline>", 0.7),
+            ("<note:E5-half>", 0.85),
+            ("<barline>", 0.99),
+        ]
+    )
+    assert tokens == (
+        "<note:C5-half> <barline> <note:D5-half> <barline> <note:E5-half> <barline>".split()
+    )
+    assert conf[:2] == [DISAGREEMENT_CONFIDENCE] * 2  # the mended measure is flagged
+    assert conf[2:] == [0.9] * 4
+
+
+def test_a_barline_the_layout_did_not_see_is_dropped():
+    tokens, _ = fit(
+        [
+            ("<note:C5-quarter>", 0.1),
+            ("<barline>", 0.2),  # a stem read as a barline
+            ("<note:C5-quarter>", 0.3),
+            ("<barline>", 0.4),
+            ("<note:D5-half>", 0.55),
+            ("<barline>", 0.7),
+            ("<note:E5-half>", 0.85),
+            ("<barline>", 0.99),
+        ]
+    )
+    assert tokens.count("<barline>") == 3
+    assert tokens[:3] == ["<note:C5-quarter>", "<note:C5-quarter>", "<barline>"]
+
+
+def test_what_is_read_past_the_last_measure_is_dropped_and_a_missing_end_is_closed():
+    tokens, _ = fit(
+        [
+            ("<note:C5-half>", 0.2),
+            ("<barline>", 0.4),
+            ("<note:D5-half>", 0.55),
+            ("<barline>", 0.7),
+            ("<note:E5-half>", 0.85),  # the final barline not read
+        ]
+    )
+    assert tokens[-1] == "<barline>" and tokens.count("<barline>") == 3
+    extra, _ = fit(
+        [
+            ("<note:C5-half>", 0.2),
+            ("<barline>", 0.4),
+            ("<note:D5-half>", 0.55),
+            ("<barline>", 0.7),
+            ("<note:E5-half>", 0.85),
+            ("<barline>", 0.97),
+            ("<note:F5-half>", 0.995),  # a neighbour's note at the crop's edge
+        ],
+        [(0.0, 0.4), (0.4, 0.7), (0.7, 0.97)],
+    )
+    assert extra[-2:] == ["<note:E5-half>", "<barline>"]
+
+
+@pytest.mark.parametrize("positions", [[], None])
+def test_without_positions_or_measures_nothing_changes(positions):
+    ids = VOCAB.encode("<note:C5-whole> <barline> <note:C5-whole>".split())
+    got = fit_to_measures(
+        ids, [0.5] * 3, positions or [], THREE if positions is None else [], VOCAB
+    )
+    assert got == (ids, [0.5] * 3)

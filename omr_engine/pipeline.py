@@ -19,15 +19,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .inference.measures import fit_to_measures
+from .inference.decoding import Result
+from .inference.measures import add_read_barlines, fit_to_measures
 from .layout import (
     LayoutCrop,
     NoStavesError,
     PageLayout,
+    System,
     analyze_page,
     staff_crop,
     system_crop,
 )
+from .layout.structures import Box
 from .notation.grammar import Diagnostic, Grammar, validate_score
 from .notation.score import (
     Measure,
@@ -204,25 +207,55 @@ class PagePipeline:
         self.unit = meta.get("data", {}).get("unit", "staff")
         self.crop_margin = float(meta.get("data", {}).get("margin_spaces", 4.0))
 
-    def _recognize(
-        self, crops: list[LayoutCrop], fit: bool
-    ) -> tuple[list[list[str]], list[list[float]]]:
-        """Tokens and confidences per crop; with ``fit`` (staff crops, and a decoder that
-        gives token positions) they are cut into the layout's measures."""
+    def _recognize(self, crops: list[LayoutCrop]) -> list[Result]:
         factory = self.grammar.start if self.constrained else None
-        results = self.recognizer.recognize(
+        return self.recognizer.recognize(
             [c.image for c in crops], grammar_factory=factory, beam=self.beam
         )
-        seqs, confs = [], []
+
+    def _fit_system(
+        self, system: System, crops: list[LayoutCrop], results: list[Result]
+    ) -> tuple[list[Box], list[list[int]], list[list[float]]]:
+        """The system's measure boxes and each staff's ids and confidences cut into them.
+
+        The layout's barlines, with those the model read on most staves where the layout
+        found none (:func:`add_read_barlines`), give the measures; each staff's tokens are
+        then cut into them by where they were read (:func:`fit_to_measures`). Without
+        token positions (the attention decoder) the tokens are left as read.
+        """
+        ids = [list(r.ids) for r in results]
+        confs = [list(r.token_confidences) for r in results]
+        boxes = list(system.measure_boxes)
+        if not (self.fit_measures and boxes and all(r.positions for r in results)):
+            return boxes, ids, confs
+        barline = self.grammar.kinds("barline")
+        read = []
         for crop, r in zip(crops, results, strict=True):
-            ids, conf = list(r.ids), list(r.token_confidences)
-            if fit and r.positions:
-                width = crop.image.shape[1]
-                spans = [(b[0] / width, b[2] / width) for b in crop.measure_boxes]
-                ids, conf = fit_to_measures(ids, conf, r.positions, spans, self.vocab)
-            seqs.append(self.vocab.decode(ids))
-            confs.append(conf)
-        return seqs, confs
+            width = crop.image.shape[1]
+            read.append(
+                [
+                    (crop.to_page(x * width, 0.0)[0], c)
+                    for t, x, c in zip(r.ids, r.positions, r.token_confidences, strict=True)
+                    if barline[t]
+                ]
+            )
+        x0, top, _, bottom = system.box
+        edges = add_read_barlines(
+            [b[2] for b in boxes], read, system.staff_space, start=boxes[0][0]
+        )
+        boxes = [
+            (a, top, b, bottom) for a, b in zip([boxes[0][0], *edges[:-1]], edges, strict=True)
+        ]
+        for k, (crop, r) in enumerate(zip(crops, results, strict=True)):
+            spans = [
+                (
+                    (a - crop.box[0]) * crop.scale / crop.image.shape[1],
+                    (b - crop.box[0]) * crop.scale / crop.image.shape[1],
+                )
+                for a, _, b, _ in boxes
+            ]
+            ids[k], confs[k] = fit_to_measures(ids[k], confs[k], r.positions, spans, self.vocab)
+        return boxes, ids, confs
 
     def read_page(
         self,
@@ -260,8 +293,7 @@ class PagePipeline:
                 for s in range(len(system.staves)):
                     crops.append(staff_crop(page.image, layout, i, s, self.crop_margin))
                     owners.append((i, s))
-        seqs: list[list[str]] = []
-        confs: list[list[float]] = []
+        results: list[Result] = []
         total = len(crops)
         unit = "system" if self.unit == "system" else "staff"
         for start in range(0, total, self.BATCH):
@@ -269,24 +301,25 @@ class PagePipeline:
                 start, total, f"page {page.index + 1}: reading {unit} {start + 1} of {total}"
             )
             cancel.check()
-            batch_seqs, batch_confs = self._recognize(
-                crops[start : start + self.BATCH], fit=self.fit_measures and unit == "staff"
-            )
-            seqs += batch_seqs
-            confs += batch_confs
+            results += self._recognize(crops[start : start + self.BATCH])
         cancel.check()
         measures: list[Measure] = []
         confidences: dict[str, float] = {}
         first_tokens: list[str] = []
         for i, system in enumerate(systems):
             mine = [k for k, (owner, _) in enumerate(owners) if owner == i]
-            tokens, conf = merge_staves(
-                [seqs[k] for k in mine], self.vocab, [confs[k] for k in mine]
-            )
+            if unit == "staff":
+                boxes, ids, confs = self._fit_system(
+                    system, [crops[k] for k in mine], [results[k] for k in mine]
+                )
+            else:
+                boxes = list(system.measure_boxes)
+                ids = [list(results[k].ids) for k in mine]
+                confs = [list(results[k].token_confidences) for k in mine]
+            tokens, conf = merge_staves([self.vocab.decode(x) for x in ids], self.vocab, confs)
             if i == 0:
                 first_tokens = tokens
             part_score = tokens_to_score(tokens)
-            boxes = list(system.measure_boxes)
             if len(boxes) != len(part_score.measures):
                 boxes = _even_boxes(system.box, len(part_score.measures))
             for measure, box, c in zip(part_score.measures, boxes, conf, strict=False):

@@ -100,3 +100,17 @@ def test_without_positions_or_measures_nothing_changes(positions):
         ids, [0.5] * 3, positions or [], THREE if positions is None else [], VOCAB
     )
     assert got == (ids, [0.5] * 3)
+
+
+def test_a_barline_read_on_most_staves_is_added_to_the_layouts():
+    from omr_engine.inference.measures import add_read_barlines
+
+    edges = [100.0, 300.0]  # the layout found one barline at 100 and the end at 300
+    read = [[(100.0, 0.9), (201.0, 0.9)], [(99.0, 0.9), (199.0, 0.8)], [(101.0, 0.9)]]
+    assert add_read_barlines(edges, read, space=10.0, start=0.0) == [100.0, 200.0, 300.0]
+    # On one staff of three it is a stem misread; near a known barline it is that one.
+    assert add_read_barlines(edges, [read[0], [], []], 10.0, 0.0) == edges
+    assert add_read_barlines(edges, [[(115.0, 0.9)]] * 3, 10.0, 0.0) == edges
+    # A lone staff needs the model to be sure.
+    assert add_read_barlines(edges, [[(200.0, 0.95)]], 10.0, 0.0) == [100.0, 200.0, 300.0]
+    assert add_read_barlines(edges, [[(200.0, 0.6)]], 10.0, 0.0) == edges

@@ -221,8 +221,9 @@ def test_batch_refuses_a_folder_without_images(tmp_path, capsys):
 
 class PlacedTokens(TrueTokens):
     """True tokens placed inside the layout's measures, as the CTC decoder gives them, plus
-    what a CTC model gets wrong: a stray barline mid-measure and a neighbour's note with a
-    barline of its own at the crop's right edge (an extra measure)."""
+    what a CTC model gets wrong: on the second staff a stray barline in every measure (a
+    stem read as one), and on every staff a neighbour's note with a barline of its own at
+    the crop's right edge (an extra measure)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -243,6 +244,7 @@ class PlacedTokens(TrueTokens):
         out = []
         for _ in images:
             ids, spans = self.answers[self.calls], self.spans[self.calls]
+            stray = self.calls % 4 == 1
             self.calls += 1
             measures = [[]]
             for t in ids:
@@ -254,7 +256,7 @@ class PlacedTokens(TrueTokens):
                 for j, t in enumerate(body[:-1]):
                     placed_ids.append(t)
                     positions.append(x0 + (x1 - x0) * (0.1 + 0.7 * j / len(body)))
-                    if j == 0:  # a stray barline after each measure's first token
+                    if j == 0 and stray:  # a barline after each measure's first token
                         placed_ids.append(bar)
                         positions.append(positions[-1] + 0.01)
                 placed_ids.append(body[-1])
@@ -272,3 +274,19 @@ def test_a_staffs_tokens_are_cut_into_the_layouts_measures():
     assert tokens_by_measure(fitted.score) == tokens_by_measure(source)
     raw = list(PagePipeline(recognizer=PlacedTokens(), fit_measures=False).read_page(sample_page()))
     assert len(raw[-1].score.measures) > 10  # without the layout, the strays make measures
+
+
+def test_a_barline_the_layout_misses_is_taken_from_what_the_staves_read():
+    from omr_engine.layout import analyze_page
+
+    page = sample_page()
+    system = analyze_page(page.image).systems[0]
+    worn = page.image.copy()
+    x = round(system.barlines_x[1])  # the end of measure 2, scraped off the page
+    x0, top, _, bottom = (round(v) for v in system.box)
+    worn[top - 5 : bottom + 5, x - 4 : x + 5] = 255
+    assert len(analyze_page(worn).systems[0].measure_boxes) == 4
+    damaged = Page(image=worn, dpi=page.dpi, source=page.source, index=0)
+    result = list(PagePipeline(recognizer=PlacedTokens()).read_page(damaged))[-1]
+    source, _ = read_score(SAMPLES / "bwv66.6.musicxml")
+    assert tokens_by_measure(result.score) == tokens_by_measure(source)

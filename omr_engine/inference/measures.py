@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from ..notation.vocabulary import Vocabulary
 
-__all__ = ["DISAGREEMENT_CONFIDENCE", "fit_to_measures"]
+__all__ = ["DISAGREEMENT_CONFIDENCE", "add_read_barlines", "fit_to_measures"]
 
 DISAGREEMENT_CONFIDENCE = 0.5
 BARLINE = "<barline>"
@@ -119,3 +119,49 @@ def fit_to_measures(
         disagreed = True
         close(barline_id, DISAGREEMENT_CONFIDENCE)
     return out_ids, out_conf
+
+
+def add_read_barlines(
+    edges: Sequence[float],
+    staff_barlines: Sequence[Sequence[tuple[float, float]]],
+    space: float,
+    start: float,
+    min_confidence: float = 0.8,
+) -> list[float]:
+    """The layout's measure ends, plus barlines the model read where the layout found none.
+
+    ``edges`` are where the system's measures end, left to right (the last is the system's
+    right end) and ``start`` its left edge; ``staff_barlines`` holds, per staff, the
+    ``(x, confidence)`` of each barline token the model read; all in page pixels. A worn
+    barline that the layout's stroke test misses is still read by the model on most
+    staves: a barline read at the same place (within a staff space) on more than half of
+    the system's staves (on a lone staff, read with ``min_confidence``), and at least two
+    spaces from every measure end already known and from the system's ends, is added.
+    """
+    if not edges or not staff_barlines:
+        return list(edges)
+    staves = len(staff_barlines)
+    need = staves // 2 + 1
+    reads = sorted(
+        (x, s, c)
+        for s, bars in enumerate(staff_barlines)
+        for x, c in bars
+        if staves > 1 or c >= min_confidence
+    )
+    groups: list[list[tuple[float, int, float]]] = []
+    for read in reads:
+        if groups and read[0] - groups[-1][-1][0] <= space:
+            groups[-1].append(read)
+        else:
+            groups.append([read])
+    out = list(edges)
+    known = [start, *edges]
+    for group in groups:
+        if len({s for _, s, _ in group}) < need:
+            continue
+        x = float(sum(r[0] for r in group) / len(group))
+        if x <= start + 2.5 * space or min(abs(x - k) for k in known) < 2.0 * space:
+            continue
+        out.append(x)
+        known.append(x)
+    return sorted(out)

@@ -18,6 +18,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import music21
@@ -478,3 +479,23 @@ def test_engine_modules_do_not_import_qt() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_system_whose_joining_lines_wore_away_is_joined_again_by_its_barlines(
+    monkeypatch,
+) -> None:
+    import omr_engine.layout.analyze as analyze_module
+
+    sample = Path(__file__).resolve().parents[1] / "resources" / "samples" / "bwv66.6-scan.png"
+    page = cv2.imread(str(sample), cv2.IMREAD_GRAYSCALE)
+    first = analyze_page(page).systems[0]
+    worn = page.copy()
+    upper, lower = first.staves[1], first.staves[2]
+    # Everything between the second and third staff goes: barlines, bracket, notes.
+    worn[int(upper.bottom) + 3 : int(lower.top) - 2, :] = 255
+    joined = analyze_page(worn)
+    assert [len(s.staves) for s in joined.systems] == [4, 4]
+    assert [len(s.measure_boxes) for s in joined.systems] == [5, 5]
+    # Without the join the worn system falls apart.
+    monkeypatch.setattr(analyze_module, "join_split_systems", lambda ink, systems, *a: systems)
+    assert [len(s.staves) for s in analyze_page(worn).systems] == [2, 2, 4]

@@ -9,7 +9,7 @@ from .ink import binarize, estimate_staff_metrics
 from .skew import estimate_skew, rotate
 from .staves import find_staves, line_mask
 from .structures import Box, NoStavesError, PageLayout, Staff, System
-from .systems import build_system, group_staves
+from .systems import build_system, group_staves, join_split_systems
 
 __all__ = ["analyze_page", "page_has_staves"]
 
@@ -58,6 +58,7 @@ def analyze_page(image: np.ndarray) -> PageLayout:
     systems = [
         build_system(ink, group, metrics, masks[1]) for group in group_staves(ink, staves, metrics)
     ]
+    systems = join_split_systems(ink, systems, metrics, masks[1])
     if factor > 1:
         systems = [_scaled_system(s, factor) for s in systems]
     all_staves = [staff for system in systems for staff in system.staves]

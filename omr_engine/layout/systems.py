@@ -26,7 +26,7 @@ import numpy as np
 from .ink import StaffMetrics
 from .structures import Box, Staff, System
 
-__all__ = ["build_system", "group_staves"]
+__all__ = ["build_system", "group_staves", "join_split_systems"]
 
 _BRACE_REACH = 4.0  # staff spaces left of the staves where a brace or bracket may stand
 _CLEF_AREA = 2.5  # staff spaces after the system's left edge where no barline can be
@@ -83,6 +83,58 @@ def _connected(ink: np.ndarray, upper: Staff, lower: Staff, metrics: StaffMetric
         return False
     wobble = column[:, :-2] | column[:, 1:-1] | column[:, 2:]  # a line a pixel off plumb
     return bool(wobble.mean(axis=0).max() >= _OPENING_LINE)
+
+
+def join_split_systems(
+    ink: np.ndarray,
+    systems: list[System],
+    metrics: StaffMetrics,
+    lines: np.ndarray | None = None,
+) -> list[System]:
+    """Join neighbouring systems that are one system whose brace or bracket the page lost.
+
+    Worn print breaks the lines that join a system's staves, and the system falls apart
+    into pieces that each read the same measures. Two neighbours are joined when their
+    barlines stand at the same places (at least two within half a space of each other,
+    none of either alone where the other's staff runs) and the gap between them is no wider than the widest gap
+    between staves of a system that held together on the same page (so a page needs one
+    such system: two systems of a tune, one staff each, are never joined).
+    """
+    space = metrics.space
+    inner = [
+        b.top - a.bottom
+        for sys in systems
+        for a, b in zip(sys.staves, sys.staves[1:], strict=False)
+    ]
+    if not inner:
+        return systems
+    widest = 1.15 * max(inner)
+    out = [systems[0]]
+    for system in systems[1:]:
+        above = out[-1]
+        gap = system.staves[0].top - above.staves[-1].bottom
+        if gap <= widest and _same_barlines(above, system, space):
+            out[-1] = build_system(ink, above.staves + system.staves, metrics, lines)
+        else:
+            out.append(system)
+    return out
+
+
+def _same_barlines(a: System, b: System, space: float) -> bool:
+    """At least two barlines of ``a`` and ``b`` stand together, and none of either stands
+    alone where the other's staff runs (a staff broken by wear may start late or lose
+    its closing barline, so only the overlap is compared)."""
+
+    def partnered(x: float, others: list[float]) -> bool:
+        return any(abs(x - o) <= 0.5 * space for o in others)
+
+    def lonely(xs: list[float], others: list[float], box: Box) -> int:
+        inside = [x for x in xs if box[0] + _CLEF_AREA * space < x < box[2] - 0.5 * space]
+        return sum(not partnered(x, others) for x in inside)
+
+    matches = sum(partnered(x, b.barlines_x) for x in a.barlines_x)
+    alone = lonely(a.barlines_x, b.barlines_x, b.box) + lonely(b.barlines_x, a.barlines_x, a.box)
+    return matches >= 2 and alone == 0
 
 
 def build_system(

@@ -236,3 +236,17 @@ def test_a_measure_split_in_two_at_a_phrase_end_is_legal_but_a_lone_short_one_is
 
 def test_the_last_measure_may_be_short_even_without_a_final_barline():
     assert not messages("<clef:G2> <time:3/4> <note:C5-half.> <barline> <note:C5-half> <barline>")
+
+
+def test_an_empty_measure_or_staff_is_called_what_it_is():
+    g = Grammar()
+    empty_measure = g.validate_tokens("<clef:G2> <time:4/4> <barline>".split())
+    assert [d.message for d in empty_measure] == [
+        "an empty measure: no notes or rests before the barline"
+    ]
+    empty_staff = g.validate_tokens(
+        "<clef:G2> <time:4/4> <note:C5-whole> <staff> <clef:F4> <barline>".split()
+    )
+    assert [(d.message, d.staff) for d in empty_staff] == [
+        ("a staff without notes or rests in this measure", 1)
+    ]

@@ -85,6 +85,14 @@ def _describe(kind: str) -> str:
     }.get(kind, kind)
 
 
+# What an empty staff, voice or measure is called, by the token that ends it too early.
+_EMPTY = {
+    "barline": "an empty measure: no notes or rests before the barline",
+    "staff": "a staff without notes or rests in this measure",  # ended by <staff> or barline
+    "voice": "a voice without notes or rests",
+}
+
+
 @dataclass
 class _Tuplet:
     actual: int
@@ -229,7 +237,8 @@ class GrammarState:
             "staff",
             "voice",
         ):
-            self._diag(f"{_describe(kind)} where notes or rests were expected")
+            empty_staff = kind == "barline" and self.staff > 0
+            self._diag(_EMPTY["staff" if empty_staff else kind])
         else:
             self._diag(f"{_describe(kind)} cannot follow {_describe(self.last)}")
 

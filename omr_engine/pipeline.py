@@ -353,14 +353,18 @@ def transcribe(
     cancel: CancelToken | None = None,
     on_progress=None,
 ) -> Transcription:
-    """Read pages in order into one Score; clef, key and time carry over page breaks."""
+    """Read pages in order into one Score; clef, key and time carry over page breaks. The
+    score is titled after the first page's file (a scan's name is all we know of it)."""
     results: list[PageResult] = []
+    title = ""
     measures: list[Measure] = []
     parts: list[Part] | None = None
     diagnostics: list[Diagnostic] = []
     confidences: dict[str, float] = {}
     contexts: list[StaffContext] | None = None
     for page in pages:
+        if not results and page.source is not None:
+            title = Path(page.source).stem
         for event in pipeline.read_page(page, cancel, first_measure=len(measures)):
             if isinstance(event, Progress):
                 if on_progress:
@@ -389,5 +393,5 @@ def transcribe(
         while len(m.staves) < staff_count:
             m.staves.append(StaffMeasure(voices=[[Rest(None)]]))
         del m.staves[staff_count:]
-    score = Score(parts=parts or [Part()], measures=measures)
+    score = Score(parts=parts or [Part()], measures=measures, title=title)
     return Transcription(score, results, diagnostics, confidences)

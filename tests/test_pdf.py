@@ -114,3 +114,14 @@ def test_convert_writes_a_vector_pdf(tmp_path, capsys):
         assert pdf.page_count >= 1
         assert pdf[0].get_images() == [] and pdf[0].get_drawings()
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_the_pdf_shows_the_title_and_the_part_names():
+    from omr_engine.notation.music21_io import read_score
+
+    score, _ = read_score(SAMPLE)
+    score.title = "Chorale BWV 66.6"
+    text = pymupdf.open(stream=score_to_pdf(score), filetype="pdf")[0].get_text()
+    assert "Chorale BWV 66.6" in text
+    for name in ("Soprano", "Alto", "Tenor", "Bass"):
+        assert name in text

@@ -290,3 +290,8 @@ def test_a_barline_the_layout_misses_is_taken_from_what_the_staves_read():
     result = list(PagePipeline(recognizer=PlacedTokens()).read_page(damaged))[-1]
     source, _ = read_score(SAMPLES / "bwv66.6.musicxml")
     assert tokens_by_measure(result.score) == tokens_by_measure(source)
+
+
+def test_a_transcription_is_titled_after_its_file():
+    result = transcribe([sample_page()], PagePipeline(recognizer=TrueTokens()))
+    assert result.score.title == "bwv66.6-scan"

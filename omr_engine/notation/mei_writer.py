@@ -228,11 +228,14 @@ def measures_to_mei(
     measures: list[Measure],
     contexts: list[StaffContext],
     title: str = "",
+    labels: bool = False,
 ) -> str:
     """MEI of consecutive measures, engraved as one line starting with the `contexts` in force.
 
     The clef and key in force are printed at the start (as an engraver prints them at every
-    line start); the time signature only where the first measure itself sets it.
+    line start); the time signature only where the first measure itself sets it. With
+    ``labels`` the parts' names stand before their staves (Verovio prints them on the first
+    system), as on a printed score; the studio's line-by-line view leaves them out.
     """
     staff_count = max(
         sum(p.staves for p in parts), max((len(m.staves) for m in measures), default=1)
@@ -263,8 +266,13 @@ def measures_to_mei(
     for part in parts:
         group = staff_defs[s : s + part.staves]
         s += part.staves
+        label = f"<label>{escape(part.name)}</label>" if labels and part.name else ""
         if part.staves > 1:
-            out.append('<staffGrp symbol="brace" bar.thru="true">' + "".join(group) + "</staffGrp>")
+            out.append(
+                f'<staffGrp symbol="brace" bar.thru="true">{label}' + "".join(group) + "</staffGrp>"
+            )
+        elif label and group:
+            out.append(group[0][:-2] + f">{label}</staffDef>")
         else:
             out += group
     out += staff_defs[s:]

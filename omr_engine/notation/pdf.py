@@ -25,7 +25,7 @@ PDF_OPTIONS: dict[str, Any] = {
     "pageWidth": 2100,
     "pageHeight": 2970,
     "breaks": "auto",
-    "header": "none",
+    "header": "auto",  # the title, when the score has one
     "footer": "auto",
 }
 
@@ -112,7 +112,9 @@ def score_to_pdf(score: Score, options: dict[str, Any] | None = None) -> bytes:
     # does not need.
     from .mei import engrave_svg
 
-    mei = measures_to_mei(score.parts, score.measures, score.contexts_before(0), score.title)
+    mei = measures_to_mei(
+        score.parts, score.measures, score.contexts_before(0), score.title, labels=True
+    )
     return svg_pages_to_pdf(engrave_svg(mei, options or PDF_OPTIONS))
 
 

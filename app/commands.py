@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtGui import QUndoCommand
 
-from omr_engine.notation.score import Measure, Score
+from omr_engine.notation.score import Measure, Score, StaffContext
 
 from .engine import NoteAddress, edits
 
@@ -207,7 +207,8 @@ class _NoteEdit(EditCommand):
             raise edits.EditError("select a measure first")
         page, i, measure = selected
         ctx = document.contexts_before(page.index, i)
-        staff_ctx = ctx[sel.address.staff] if sel.address.staff < len(ctx) else None
+        # A staff the score has no context for yet (more staves here than before): defaults.
+        staff_ctx = ctx[sel.address.staff] if sel.address.staff < len(ctx) else StaffContext()
         new = self.operation(measure, sel.address, staff_ctx, *args)
         address = edits.clamp_address(new, self.address_after(sel.address))
         from .document import Selection

@@ -19,7 +19,8 @@ model; the transcription is exported with ``write_musicxml`` and read back (so w
 scored is the exported MusicXML), and compared with the excerpt: symbol error rate is the
 token edit distance (``score_to_tokens`` of both, ``edit_distance``) summed over pages and
 divided by the reference tokens summed over pages; "measures right" is the share of pages
-whose transcription has the excerpt's number of measures. ``--musicdiff`` adds musicdiff's
+whose transcription has the excerpt's number of measures; "flagged" is the share of the
+transcribed measures the grammar flags. ``--musicdiff`` adds musicdiff's
 OMR-NED (``compare_scores``), which is slow on long pages.
 """
 
@@ -96,6 +97,7 @@ def read_row(pipeline, page: Page, excerpt: Path, ids: TokenIds, musicdiff: bool
             "errors": len(ref_tokens),
             "reference_tokens": len(ref_tokens),
             "predicted_measures": 0,
+            "flagged_measures": 0,
             "ms_read": ms,
         }
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,6 +108,7 @@ def read_row(pipeline, page: Page, excerpt: Path, ids: TokenIds, musicdiff: bool
         "errors": edit_distance(ids(score_to_tokens(exported)), ref_tokens),
         "reference_tokens": len(ref_tokens),
         "predicted_measures": len(exported.measures),
+        "flagged_measures": len({d.measure_id or d.measure for d in result.diagnostics}),
         "ms_read": ms,
     }
     if musicdiff:
@@ -136,6 +139,9 @@ def summarize(rows: list[dict], with_model: bool) -> dict:
         out["symbol_error_rate"] = sum(r["errors"] for r in rows) / max(1, ref)
         out["measures_right"] = sum(r["predicted_measures"] == r["true_measures"] for r in rows) / n
         out["ms_read_mean"] = statistics.fmean(r["ms_read"] for r in rows)
+        out["flagged"] = sum(r["flagged_measures"] for r in rows) / max(
+            1, sum(r["predicted_measures"] for r in rows)
+        )
         if all("omr_ned" in r for r in rows):
             out["omr_ned_mean"] = statistics.fmean(r["omr_ned"] for r in rows)
     return out
@@ -144,7 +150,7 @@ def summarize(rows: list[dict], with_model: bool) -> dict:
 def table(groups: dict[tuple[str, str], dict], with_model: bool) -> str:
     head = ["engraver", "condition", "pages", "staves", "systems", "measures", "all", "ms/page"]
     if with_model:
-        head += ["SER", "measures (model)", "read ms/page"]
+        head += ["SER", "measures (model)", "flagged", "read ms/page"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (engraver, condition), s in sorted(groups.items()):
         cells = [
@@ -161,6 +167,7 @@ def table(groups: dict[tuple[str, str], dict], with_model: bool) -> str:
             cells += [
                 f"{s['symbol_error_rate']:.1%}",
                 f"{s['measures_right']:.0%}",
+                f"{s['flagged']:.1%}",
                 f"{s['ms_read_mean']:.0f}",
             ]
         lines.append("| " + " | ".join(cells) + " |")

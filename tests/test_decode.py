@@ -7,7 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from omr_engine.inference.decoding import beam_decode, ctc_decode, greedy_decode
+from omr_engine.inference.decoding import (
+    beam_decode,
+    ctc_beam_decode,
+    ctc_decode,
+    greedy_decode,
+)
 from omr_engine.inference.preprocess import (
     PreprocessConfig,
     pad_batch,
@@ -235,3 +240,30 @@ def test_constrained_ctc_emits_only_allowed_tokens():
     assert constrained.ids[0] == 1 and 1 not in constrained.ids[1:]
     assert grammar.seen == constrained.ids
     assert constrained.meta["decoder"] == "ctc"
+
+
+def test_ctc_beam_search_finds_the_sequence_that_many_weak_paths_spell():
+    # Column by column blank wins (0.6 against 0.4), so best path reads nothing; but the
+    # paths that spell "3" (3-blank, blank-3, 3-3) add up to 0.64 against 0.36.
+    p = np.array([[0.0, 0.0, 0.0, 0.4, 0.0, 0.6]] * 2) + 1e-9
+    logits = np.log(p).astype(np.float32)
+    assert ctc_decode(logits).ids == []
+    found = ctc_beam_decode(logits, beam=4)
+    assert found.ids == [3]
+    assert 0.25 <= found.positions[0] <= 0.75  # read in the first column, the second, or both
+    assert len(found.token_confidences) == 1
+
+
+def test_ctc_beam_search_agrees_with_best_path_on_a_sharp_reading():
+    b = 5
+    logits = _ctc_logits([b, 3, 3, b, 3, 4, 4, 4, b], 5)
+    greedy, beam = ctc_decode(logits), ctc_beam_decode(logits, beam=3)
+    assert beam.ids == greedy.ids == [3, 3, 4]
+    assert beam.positions == pytest.approx(greedy.positions)
+
+
+def test_constrained_ctc_beam_search_emits_only_allowed_tokens():
+    logits = _ctc_logits([3, 5, 1, 1, 4], 5)
+    logits[0, 1] = 6.0
+    result = ctc_beam_decode(logits, beam=4, grammar=_OnlyAfter())
+    assert result.ids[0] == 1 and 1 not in result.ids[1:]

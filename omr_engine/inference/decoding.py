@@ -27,6 +27,7 @@ __all__ = [
     "greedy_decode",
     "beam_decode",
     "ctc_decode",
+    "ctc_beam_decode",
 ]
 
 
@@ -300,3 +301,102 @@ def ctc_decode(
     columns = max(len(logp), 1)
     positions = [(a + b + 1) / 2 / columns for a, b in spans]
     return Result(ids, confs, total / columns, True, {"decoder": "ctc"}, positions)
+
+
+@dataclass
+class _Prefix:
+    blank: float  # log-probability of the paths ending in a blank
+    token: float  # of those ending in the prefix's last token
+    confs: list[float]
+    spans: list[list[int]]
+    grammar: GrammarState | None
+    pending: tuple[GrammarState, int] | None = None  # (parent's state, token) not yet advanced
+
+    def total(self) -> float:
+        return float(np.logaddexp(self.blank, self.token))
+
+    def state(self) -> GrammarState | None:
+        """The grammar state after this prefix (advanced from the parent's on first use, so
+        prefixes that are pruned at once never pay for a copy)."""
+        if self.pending is not None:
+            parent, tok = self.pending
+            self.grammar = parent.copy()
+            self.grammar.advance(tok)
+            self.pending = None
+        return self.grammar
+
+
+def ctc_beam_decode(
+    logits: np.ndarray,
+    length: int | None = None,
+    beam: int = 4,
+    grammar: GrammarState | None = None,
+    prune: float = 6.0,
+    per_column: int = 3,
+) -> Result:
+    """CTC prefix beam search over one crop's column logits (C, V+1), blank last.
+
+    Unlike best path, which reads the single most likely column path, this keeps the
+    ``beam`` most likely token sequences, each summing every column path that spells it
+    (blank and repeats merged), so a token the model spreads over several weak columns
+    is not lost. With ``grammar`` a sequence only grows by tokens the grammar allows.
+    Per column only the ``per_column`` likeliest tokens within ``prune`` nats of the
+    column's best are tried.
+    Confidences and positions are as in :func:`ctc_decode`, taken along each sequence's
+    most likely emission.
+    """
+    c, v1 = logits.shape
+    blank = v1 - 1
+    logp = _log_softmax(logits[: c if length is None else int(length)])
+    beams: dict[tuple[int, ...], _Prefix] = {(): _Prefix(0.0, -np.inf, [], [], grammar)}
+    for t, row in enumerate(logp):
+        top = np.argpartition(row[:blank], -per_column)[-per_column:]
+        candidates = [int(k) for k in top if row[k] >= row.max() - prune]
+        grown: dict[tuple[int, ...], _Prefix] = {}
+        for prefix, p in beams.items():
+            total = p.total()
+            last = prefix[-1] if prefix else None
+            allowed = None
+            if grammar is not None and candidates:
+                allowed = np.asarray(p.state().allowed_mask(), dtype=bool)
+            # A blank, or the last token held one more column: the prefix stays.
+            stay_blank = total + row[blank]
+            stay_token = p.token + row[last] if last is not None else -np.inf
+            entry = grown.get(prefix)
+            stay = float(np.logaddexp(stay_blank, stay_token))
+            if entry is None or stay > entry.total():
+                # The likelier way to this prefix gives its confidences and positions.
+                spans, confs = [list(x) for x in p.spans], list(p.confs)
+                if last is not None and row[last] > row[blank]:
+                    spans[-1][1] = t
+                    confs[-1] = max(confs[-1], float(np.exp(row[last])))
+                if entry is not None:
+                    stay_blank = float(np.logaddexp(entry.blank, stay_blank))
+                    stay_token = float(np.logaddexp(entry.token, stay_token))
+                grown[prefix] = _Prefix(stay_blank, stay_token, confs, spans, p.grammar, p.pending)
+            else:
+                entry.blank = float(np.logaddexp(entry.blank, stay_blank))
+                entry.token = float(np.logaddexp(entry.token, stay_token))
+            for tok in candidates:
+                if allowed is not None and not allowed[tok]:
+                    continue
+                # The same token again is a new one only after a blank.
+                lp = (p.blank if tok == last else total) + row[tok]
+                key = (*prefix, tok)
+                entry = grown.get(key)
+                if entry is not None:
+                    entry.token = float(np.logaddexp(entry.token, lp))
+                    continue
+                grown[key] = _Prefix(
+                    -np.inf,
+                    lp,
+                    [*p.confs, float(np.exp(row[tok]))],
+                    [*(list(x) for x in p.spans), [t, t]],
+                    None,
+                    (p.grammar, tok) if grammar is not None else None,
+                )
+        beams = dict(sorted(grown.items(), key=lambda kv: kv[1].total(), reverse=True)[:beam])
+    prefix, p = max(beams.items(), key=lambda kv: kv[1].total())
+    columns = max(len(logp), 1)
+    positions = [(a + b + 1) / 2 / columns for a, b in p.spans]
+    return Result(list(prefix), p.confs, p.total() / columns, True, {"decoder": "ctc"}, positions)

@@ -30,6 +30,7 @@ from omr_engine.inference.decoding import (
     GrammarState,
     Result,
     beam_decode,
+    ctc_beam_decode,
     ctc_decode,
     greedy_decode,
 )
@@ -238,8 +239,8 @@ class Recognizer:
 
         ``grammar_factory`` (e.g. ``grammar.start``) constrains decoding; ``decoder`` is
         ``attention`` (autoregressive, the default unless the model says otherwise) or
-        ``ctc`` (the encoder's CTC head: one pass, no beam); ``beam`` > 1 uses
-        beam search; ``max_len`` caps the tokens per crop, BOS included (at most the
+        ``ctc`` (the encoder's CTC head: one pass); ``beam`` > 1 uses beam
+        search (prefix beam search for CTC); ``max_len`` caps the tokens per crop, BOS included (at most the
         model's ``max_len``).
         """
         if beam < 1:
@@ -268,6 +269,13 @@ class Recognizer:
                     ctc_decode(
                         logits[row],
                         int(lengths[row]),
+                        grammar_factory() if grammar_factory else None,
+                    )
+                    if beam == 1
+                    else ctc_beam_decode(
+                        logits[row],
+                        int(lengths[row]),
+                        beam,
                         grammar_factory() if grammar_factory else None,
                     )
                     for row in range(len(chunk))

@@ -184,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="only the first N pages")
     parser.add_argument("--threads", type=int, default=1, help="OpenCV threads")
     parser.add_argument("--verbose", action="store_true", help="print every wrong page")
+    parser.add_argument(
+        "--no-fit", action="store_true", help="do not cut staves into the layout's measures"
+    )
+    parser.add_argument(
+        "--mend", action="store_true", help="mend note values (omr_engine.inference.durations)"
+    )
     args = parser.parse_args(argv)
     cv2.setNumThreads(args.threads)
     manifest = json.loads((args.dir / "manifest.json").read_text(encoding="utf-8"))
@@ -192,7 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         from omr_engine.pipeline import PagePipeline
 
-        pipeline = PagePipeline(args.model, device=args.device)
+        pipeline = PagePipeline(
+            args.model,
+            device=args.device,
+            fit_measures=not args.no_fit,
+            mend_durations=args.mend,
+        )
     ids = TokenIds()
     rows = []
     for entry in pages:

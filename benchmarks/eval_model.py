@@ -100,7 +100,7 @@ def evaluate(
             ref = vocab.encode(tokens)
             width = image.shape[1]
             spans = [(b[0] / width, b[2] / width) for b in meta.get("measure_boxes") or []]
-            fitted, _ = fit_to_measures(c.ids, c.token_confidences, c.positions, spans, vocab)
+            fitted, _, _ = fit_to_measures(c.ids, c.token_confidences, c.positions, spans, vocab)
             rows.append(
                 {
                     "dataset": str(data),

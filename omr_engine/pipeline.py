@@ -19,7 +19,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .inference.decoding import Result
+from .inference.durations import repair_durations
 from .inference.measures import add_read_barlines, fit_to_measures
 from .layout import (
     LayoutCrop,
@@ -192,6 +195,7 @@ class PagePipeline:
         constrained: bool = True,
         recognizer=None,
         fit_measures: bool = True,
+        mend_durations: bool = False,
     ) -> None:
         if recognizer is None:
             from .inference.session import Recognizer
@@ -203,6 +207,7 @@ class PagePipeline:
         self.beam = beam
         self.constrained = constrained
         self.fit_measures = fit_measures
+        self.mend_durations = mend_durations
         meta = getattr(recognizer, "config", {}) or {}
         self.unit = meta.get("data", {}).get("unit", "staff")
         self.crop_margin = float(meta.get("data", {}).get("margin_spaces", 4.0))
@@ -210,13 +215,17 @@ class PagePipeline:
     def _recognize(self, crops: list[LayoutCrop]) -> list[Result]:
         factory = self.grammar.start if self.constrained else None
         return self.recognizer.recognize(
-            [c.image for c in crops], grammar_factory=factory, beam=self.beam
+            [c.image for c in crops],
+            grammar_factory=factory,
+            beam=self.beam,
+            token_logp=self.mend_durations,
         )
 
     def _fit_system(
         self, system: System, crops: list[LayoutCrop], results: list[Result]
-    ) -> tuple[list[Box], list[list[int]], list[list[float]]]:
-        """The system's measure boxes and each staff's ids and confidences cut into them.
+    ) -> tuple[list[Box], list[list[int]], list[list[float]], list[list[np.ndarray | None]]]:
+        """The system's measure boxes and each staff's ids, confidences and token
+        log-probabilities (``Result.meta["token_logp"]``, None where absent) cut into them.
 
         The layout's barlines, with those the model read on most staves where the layout
         found none (:func:`add_read_barlines`), give the measures; each staff's tokens are
@@ -225,9 +234,10 @@ class PagePipeline:
         """
         ids = [list(r.ids) for r in results]
         confs = [list(r.token_confidences) for r in results]
+        rows = [list(r.meta.get("token_logp") or [None] * len(r.ids)) for r in results]
         boxes = list(system.measure_boxes)
         if not (self.fit_measures and boxes and all(r.positions for r in results)):
-            return boxes, ids, confs
+            return boxes, ids, confs, rows
         barline = self.grammar.kinds("barline")
         read = []
         for crop, r in zip(crops, results, strict=True):
@@ -254,19 +264,25 @@ class PagePipeline:
                 )
                 for a, _, b, _ in boxes
             ]
-            ids[k], confs[k] = fit_to_measures(ids[k], confs[k], r.positions, spans, self.vocab)
-        return boxes, ids, confs
+            ids[k], confs[k], origin = fit_to_measures(
+                ids[k], confs[k], r.positions, spans, self.vocab
+            )
+            rows[k] = [rows[k][o] if o >= 0 else None for o in origin]
+        return boxes, ids, confs, rows
 
     def read_page(
         self,
         page: Page,
         cancel: CancelToken | None = None,
         first_measure: int = 0,
+        contexts: list[StaffContext] | None = None,
     ) -> Iterator[Progress | PageResult]:
         """Read one page, yielding Progress per system and finally its PageResult.
 
         Measure ids are `p{page}m{n}` (page and measure counted from 1 on the page), so
-        they stay unique across a document.
+        they stay unique across a document. ``contexts`` are the clef, key and time in
+        force on each staff where the page starts (what earlier pages set); the time
+        signature is what note values are mended against.
         """
         cancel = cancel or CancelToken()
         fixed = f" (photo: {', '.join(page.corrections)})" if page.corrections else ""
@@ -306,12 +322,29 @@ class PagePipeline:
         measures: list[Measure] = []
         confidences: dict[str, float] = {}
         first_tokens: list[str] = []
+        times = [c.time for c in contexts or []]  # the time signature in force per staff
+        time_kind = self.grammar.kinds("time")
         for i, system in enumerate(systems):
             mine = [k for k, (owner, _) in enumerate(owners) if owner == i]
             if unit == "staff":
-                boxes, ids, confs = self._fit_system(
+                boxes, ids, confs, rows = self._fit_system(
                     system, [crops[k] for k in mine], [results[k] for k in mine]
                 )
+                for s, staff_ids in enumerate(ids):
+                    while len(times) <= s:
+                        times.append(None)
+                    if self.mend_durations:
+                        ids[s], confs[s], _ = repair_durations(
+                            staff_ids,
+                            confs[s],
+                            rows[s],
+                            self.vocab,
+                            time=times[s],
+                            piece_start=first_measure == 0 and i == 0,
+                        )
+                    for t in ids[s]:
+                        if time_kind[t]:
+                            times[s] = self.vocab.info(t).value
             else:
                 boxes = list(system.measure_boxes)
                 ids = [list(results[k].ids) for k in mine]
@@ -365,7 +398,7 @@ def transcribe(
     for page in pages:
         if not results and page.source is not None:
             title = Path(page.source).stem
-        for event in pipeline.read_page(page, cancel, first_measure=len(measures)):
+        for event in pipeline.read_page(page, cancel, len(measures), contexts):
             if isinstance(event, Progress):
                 if on_progress:
                     on_progress(page, event)

@@ -14,7 +14,12 @@ THREE = [(0.0, 0.4), (0.4, 0.7), (0.7, 1.0)]  # the layout's measures, as crop f
 
 def fit(tokens_at: list[tuple[str, float]], measures=THREE):
     ids = [VOCAB.id(t) for t, _ in tokens_at]
-    ids2, conf = fit_to_measures(ids, [0.9] * len(ids), [x for _, x in tokens_at], measures, VOCAB)
+    ids2, conf, origin = fit_to_measures(
+        ids, [0.9] * len(ids), [x for _, x in tokens_at], measures, VOCAB
+    )
+    # Every token kept is one that was read; only inserted barlines come from nowhere.
+    for new, source in zip(ids2, origin, strict=True):
+        assert new == ids[source] if source >= 0 else VOCAB.decode([new]) == ["<barline>"]
     return VOCAB.decode(ids2), conf
 
 
@@ -99,7 +104,7 @@ def test_without_positions_or_measures_nothing_changes(positions):
     got = fit_to_measures(
         ids, [0.5] * 3, positions or [], THREE if positions is None else [], VOCAB
     )
-    assert got == (ids, [0.5] * 3)
+    assert got == (ids, [0.5] * 3, [0, 1, 2])
 
 
 def test_a_barline_read_on_most_staves_is_added_to_the_layouts():

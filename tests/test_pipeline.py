@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from omr_engine.cli import main
@@ -60,7 +61,7 @@ class TrueTokens:
             _tmp.append(path)
         return _tmp[0]
 
-    def recognize(self, images, grammar_factory=None, beam=1):
+    def recognize(self, images, grammar_factory=None, beam=1, token_logp=False):
         self.batches.append(len(images))
         out = []
         for _ in images:
@@ -238,7 +239,7 @@ class PlacedTokens(TrueTokens):
                 w = crop.image.shape[1]
                 self.spans.append([(b[0] / w, b[2] / w) for b in crop.measure_boxes])
 
-    def recognize(self, images, grammar_factory=None, beam=1):
+    def recognize(self, images, grammar_factory=None, beam=1, token_logp=False):
         vocab = default_vocabulary()
         bar = vocab.id("<barline>")
         out = []
@@ -295,3 +296,41 @@ def test_a_barline_the_layout_misses_is_taken_from_what_the_staves_read():
 def test_a_transcription_is_titled_after_its_file():
     result = transcribe([sample_page()], PagePipeline(recognizer=TrueTokens()))
     assert result.score.title == "bwv66.6-scan"
+
+
+class MisreadValue(PlacedTokens):
+    """As PlacedTokens, but on the second system's bass staff (no time signature there:
+    it comes from the first system) one quarter note read as a half, the quarter a close
+    second choice."""
+
+    def recognize(self, images, grammar_factory=None, beam=1, token_logp=False):
+        vocab = default_vocabulary()
+        first_call = self.calls
+        out = super().recognize(images, grammar_factory, beam, token_logp)
+        for k, result in enumerate(out):
+            rows = []
+            for t in result.ids:
+                row = np.full(len(vocab), -30.0, np.float32)
+                row[t] = 0.0
+                rows.append(row)
+            if first_call + k == 7:
+                j = next(i for i, t in enumerate(result.ids) if "-quarter>" in vocab.tokens[t])
+                true = vocab.tokens[result.ids[j]]
+                result.ids[j] = vocab.id(true.replace("-quarter>", "-half>"))
+                rows[j] = np.full(len(vocab), -30.0, np.float32)
+                rows[j][result.ids[j]] = 0.0
+                rows[j][vocab.id(true)] = -0.5
+            if token_logp:
+                result.meta["token_logp"] = rows
+        return out
+
+
+def test_a_value_misread_is_mended_against_the_time_carried_from_the_first_system():
+    source, _ = read_score(SAMPLES / "bwv66.6.musicxml")
+    plain = transcribe([sample_page()], PagePipeline(recognizer=MisreadValue()))
+    assert plain.diagnostics  # the long measure is flagged
+    mended = transcribe(
+        [sample_page()], PagePipeline(recognizer=MisreadValue(), mend_durations=True)
+    )
+    assert mended.diagnostics == []
+    assert tokens_by_measure(mended.score) == tokens_by_measure(source)

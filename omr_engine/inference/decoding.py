@@ -236,10 +236,20 @@ def beam_decode(
     return results
 
 
+def _peak_rows(logp: np.ndarray, ids: list[int], spans: list[list[int]]) -> list[np.ndarray]:
+    """Each token's column of log-probabilities where the model was surest of it."""
+    rows = []
+    for tok, (a, b) in zip(ids, spans, strict=True):
+        peak = a + int(np.argmax(logp[a : b + 1, tok]))
+        rows.append(logp[peak].astype(np.float32))
+    return rows
+
+
 def ctc_decode(
     logits: np.ndarray,
     length: int | None = None,
     grammar: GrammarState | None = None,
+    token_logp: bool = False,
 ) -> Result:
     """Best-path CTC decoding of one crop's column logits (C, V+1), blank last.
 
@@ -250,6 +260,9 @@ def ctc_decode(
     follows the grammar the way constrained attention decoding does. A token's confidence
     is its highest softmax probability over the columns it spans, before masking; its
     position is the centre of those columns as a fraction of the ``length`` valid columns.
+    With ``token_logp`` the result's ``meta["token_logp"]`` holds, per token, the model's
+    log-probabilities of every token at the column where it was surest of it (what
+    :mod:`.durations` mends note values with).
     """
     c, v1 = logits.shape
     blank = v1 - 1
@@ -300,7 +313,10 @@ def ctc_decode(
                 prev = tok
     columns = max(len(logp), 1)
     positions = [(a + b + 1) / 2 / columns for a, b in spans]
-    return Result(ids, confs, total / columns, True, {"decoder": "ctc"}, positions)
+    meta: dict[str, Any] = {"decoder": "ctc"}
+    if token_logp:
+        meta["token_logp"] = _peak_rows(logp, ids, spans)
+    return Result(ids, confs, total / columns, True, meta, positions)
 
 
 @dataclass
@@ -333,6 +349,7 @@ def ctc_beam_decode(
     grammar: GrammarState | None = None,
     prune: float = 6.0,
     per_column: int = 3,
+    token_logp: bool = False,
 ) -> Result:
     """CTC prefix beam search over one crop's column logits (C, V+1), blank last.
 
@@ -342,8 +359,8 @@ def ctc_beam_decode(
     is not lost. With ``grammar`` a sequence only grows by tokens the grammar allows.
     Per column only the ``per_column`` likeliest tokens within ``prune`` nats of the
     column's best are tried.
-    Confidences and positions are as in :func:`ctc_decode`, taken along each sequence's
-    most likely emission.
+    Confidences, positions and ``token_logp`` are as in :func:`ctc_decode`, taken along
+    each sequence's most likely emission.
     """
     c, v1 = logits.shape
     blank = v1 - 1
@@ -399,4 +416,7 @@ def ctc_beam_decode(
     prefix, p = max(beams.items(), key=lambda kv: kv[1].total())
     columns = max(len(logp), 1)
     positions = [(a + b + 1) / 2 / columns for a, b in p.spans]
-    return Result(list(prefix), p.confs, p.total() / columns, True, {"decoder": "ctc"}, positions)
+    meta: dict[str, Any] = {"decoder": "ctc"}
+    if token_logp:
+        meta["token_logp"] = _peak_rows(logp, list(prefix), p.spans)
+    return Result(list(prefix), p.confs, p.total() / columns, True, meta, positions)

@@ -55,17 +55,19 @@ def fit_to_measures(
     measures: Sequence[tuple[float, float]],
     vocab: Vocabulary,
     tolerance: float = 0.4,
-) -> tuple[list[int], list[float]]:
+) -> tuple[list[int], list[float], list[int]]:
     """Re-barline one staff's tokens so that they fill exactly ``measures``.
 
     ``positions`` are the tokens' places along the crop and ``measures`` the layout's
     measure spans ``(x0, x1)``, both as fractions of the crop's width, left to right. A
     model barline counts as the layout's when it lies within ``tolerance`` times the
-    narrower neighbouring measure's width of it. Returns the new ids and confidences;
-    the input is returned unchanged when there are no positions or no measures.
+    narrower neighbouring measure's width of it. Returns the new ids and confidences,
+    and for each new token the index of the token it was read as (-1 for a barline only
+    the layout saw); the input is returned unchanged when there are no positions or no
+    measures.
     """
     if not measures or len(positions) != len(ids) or not ids:
-        return list(ids), list(confidences)
+        return list(ids), list(confidences), list(range(len(ids)))
     kinds = [vocab.info(i).kind for i in ids]
     edges = [x1 for _, x1 in measures]
     widths = [max(x1 - x0, 1e-6) for x0, x1 in measures]
@@ -80,11 +82,12 @@ def fit_to_measures(
 
     out_ids: list[int] = []
     out_conf: list[float] = []
+    origin: list[int] = []
     measure_start = 0  # index in out_* where the current measure begins
     disagreed = False
     k = 0  # the layout measure being filled
 
-    def close(token: int, confidence: float) -> None:
+    def close(token: int, confidence: float, source: int = -1) -> None:
         nonlocal measure_start, disagreed, k
         if disagreed:
             for i in range(measure_start, len(out_conf)):
@@ -92,6 +95,7 @@ def fit_to_measures(
             confidence = min(confidence, DISAGREEMENT_CONFIDENCE)
         out_ids.append(token)
         out_conf.append(confidence)
+        origin.append(source)
         measure_start = len(out_ids)
         disagreed = False
         k += 1
@@ -103,7 +107,7 @@ def fit_to_measures(
             while k < matched_tokens[j]:  # layout barlines the model skipped
                 disagreed = True
                 close(barline_id, DISAGREEMENT_CONFIDENCE)
-            close(token, conf)
+            close(token, conf, j)
             continue
         while k < len(edges) and k not in matched and x > edges[k]:
             disagreed = True
@@ -115,10 +119,11 @@ def fit_to_measures(
             continue
         out_ids.append(token)
         out_conf.append(conf)
+        origin.append(j)
     while k < len(edges):
         disagreed = True
         close(barline_id, DISAGREEMENT_CONFIDENCE)
-    return out_ids, out_conf
+    return out_ids, out_conf, origin
 
 
 def add_read_barlines(

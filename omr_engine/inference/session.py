@@ -234,6 +234,7 @@ class Recognizer:
         max_len: int | None = None,
         batch_size: int = 8,
         decoder: str | None = None,
+        token_logp: bool = False,
     ) -> list[Result]:
         """Recognise crops (uint8 grayscale, dark ink on white), one ``Result`` per crop.
 
@@ -241,7 +242,8 @@ class Recognizer:
         ``attention`` (autoregressive, the default unless the model says otherwise) or
         ``ctc`` (the encoder's CTC head: one pass); ``beam`` > 1 uses beam
         search (prefix beam search for CTC); ``max_len`` caps the tokens per crop, BOS included (at most the
-        model's ``max_len``).
+        model's ``max_len``); ``token_logp`` keeps, with the CTC decoder, each token's
+        column of log-probabilities in ``meta["token_logp"]``.
         """
         if beam < 1:
             raise ValueError("beam must be >= 1")
@@ -270,6 +272,7 @@ class Recognizer:
                         logits[row],
                         int(lengths[row]),
                         grammar_factory() if grammar_factory else None,
+                        token_logp=token_logp,
                     )
                     if beam == 1
                     else ctc_beam_decode(
@@ -277,6 +280,7 @@ class Recognizer:
                         int(lengths[row]),
                         beam,
                         grammar_factory() if grammar_factory else None,
+                        token_logp=token_logp,
                     )
                     for row in range(len(chunk))
                 ]

@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-fit", action="store_true", help="do not cut staves into the layout's measures"
     )
+    parser.add_argument("--beam", type=int, help="beam width (default: the pipeline's)")
     parser.add_argument(
         "--mend", action="store_true", help="mend note values (omr_engine.inference.durations)"
     )
@@ -201,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         pipeline = PagePipeline(
             args.model,
             device=args.device,
+            beam=args.beam,
             fit_measures=not args.no_fit,
             mend_durations=args.mend,
         )

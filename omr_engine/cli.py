@@ -155,7 +155,7 @@ def _report(transcription) -> dict:
     }
 
 
-def load_pipeline(model: Path | None = None, device: str = "auto", beam: int = 1):
+def load_pipeline(model: Path | None = None, device: str = "auto", beam: int | None = None):
     """The page pipeline with its model loaded; a bad model is a one-line error."""
     from .pipeline import PagePipeline
 
@@ -172,7 +172,7 @@ def run_transcription(
     pages: set[int] | None = None,
     device: str = "auto",
     model: Path | None = None,
-    beam: int = 1,
+    beam: int | None = None,
     force: bool = False,
     report: Path | None = None,
     quiet: bool = False,
@@ -261,6 +261,17 @@ def cmd_batch(args: argparse.Namespace) -> int:
     )
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepmusic-ocr",
@@ -292,7 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pages", help="pages to read, e.g. 1-3,5 (default: all)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--model", type=Path, default=None, help="model directory (default: shipped)")
-    p.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
+    p.add_argument(
+        "--beam",
+        type=_positive,
+        help="beam width (1 = greedy; default 4 for a model read with its CTC head, else 1)",
+    )
     p.add_argument("--report", type=Path, help="write a JSON report of every measure")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_transcribe)
@@ -300,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("batch", help="transcribe every PDF and image in a folder")
     p.add_argument("in_dir", type=Path)
     p.add_argument("out_dir", type=Path)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=_positive, default=1)
     p.add_argument("--format", choices=BATCH_FORMATS, default="musicxml")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--model", type=Path, default=None)

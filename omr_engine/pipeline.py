@@ -186,12 +186,13 @@ class PagePipeline:
     """Loads the model once and reads pages with it."""
 
     BATCH = 8  # crops recognised at once
+    CTC_BEAM = 4  # default beam for a model read with its CTC head
 
     def __init__(
         self,
         model_dir: Path | None = None,
         device: str = "auto",
-        beam: int = 1,
+        beam: int | None = None,
         constrained: bool = True,
         recognizer=None,
         fit_measures: bool = True,
@@ -204,6 +205,9 @@ class PagePipeline:
         self.recognizer = recognizer
         self.vocab = Vocabulary.load(recognizer.vocab_path())
         self.grammar = Grammar(self.vocab)
+        if beam is None:  # CTC beam search costs little; the attention decoder's, 4 times
+            kind = getattr(getattr(recognizer, "runtime", None), "decoder_kind", "attention")
+            beam = self.CTC_BEAM if kind == "ctc" else 1
         self.beam = beam
         self.constrained = constrained
         self.fit_measures = fit_measures

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from omr_engine.cli import main
 from omr_engine.notation.music21_io import write_musicxml
 from omr_engine.notation.tokens import tokens_to_score
@@ -63,3 +65,12 @@ def test_convert_never_overwrites_without_force(corpus_path, tmp_path, capsys):
     assert main(["convert", str(corpus_path("bach/bwv66.6")), str(out), "--force"]) == 0
     assert "<mei" in out.read_text()
     assert not list(tmp_path.glob(".*partial*"))
+
+
+@pytest.mark.parametrize("option", [["--beam", "0"], ["--beam", "two"]])
+def test_a_beam_below_one_is_refused_in_one_line(tmp_path, capsys, option):
+    with pytest.raises(SystemExit) as exit_:
+        main(["transcribe", "page.png", "-o", str(tmp_path / "out.musicxml"), *option])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--beam" in err and "Traceback" not in err

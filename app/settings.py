@@ -46,8 +46,8 @@ CONFIDENCE_THRESHOLD = Option(
     minimum=0.0,
     maximum=1.0,
 )
-SHOW_LOW_CONFIDENCE = Option(
-    "review/show_low_confidence", bool, False, "Highlight low-confidence measures"
+SHOW_LOW_CONFIDENCE = Option(  # on: a measure the grammar accepts may still be misread
+    "review/show_low_confidence", bool, True, "Highlight low-confidence measures"
 )
 AUTOSAVE_SECONDS = Option(
     "files/autosave_seconds",

@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--beam", type=int, default=1)
+    ap.add_argument("--beam", type=int, help="beam width (default: the pipeline's, 4 for CTC)")
     args = ap.parse_args()
 
     t0 = time.perf_counter()

@@ -23,7 +23,7 @@ import numpy as np
 
 from .inference.decoding import Result
 from .inference.durations import repair_durations
-from .inference.measures import add_read_barlines, fit_to_measures
+from .inference.measures import add_read_barlines, drop_unread_barlines, fit_to_measures
 from .layout import (
     LayoutCrop,
     NoStavesError,
@@ -231,8 +231,9 @@ class PagePipeline:
         """The system's measure boxes and each staff's ids, confidences and token
         log-probabilities (``Result.meta["token_logp"]``, None where absent) cut into them.
 
-        The layout's barlines, with those the model read on most staves where the layout
-        found none (:func:`add_read_barlines`), give the measures; each staff's tokens are
+        The layout's barlines, less those no staff read that cut a measure short
+        (:func:`drop_unread_barlines`) and with those the model read on most staves where
+        the layout found none (:func:`add_read_barlines`), give the measures; each staff's tokens are
         then cut into them by where they were read (:func:`fit_to_measures`). Without
         token positions (the attention decoder) the tokens are left as read.
         """
@@ -254,9 +255,10 @@ class PagePipeline:
                 ]
             )
         x0, top, _, bottom = system.box
-        edges = add_read_barlines(
+        edges = drop_unread_barlines(
             [b[2] for b in boxes], read, system.staff_space, start=boxes[0][0]
         )
+        edges = add_read_barlines(edges, read, system.staff_space, start=boxes[0][0])
         boxes = [
             (a, top, b, bottom) for a, b in zip([boxes[0][0], *edges[:-1]], edges, strict=True)
         ]

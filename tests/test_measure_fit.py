@@ -119,3 +119,19 @@ def test_a_barline_read_on_most_staves_is_added_to_the_layouts():
     # A lone staff needs the model to be sure.
     assert add_read_barlines(edges, [[(200.0, 0.95)]], 10.0, 0.0) == [100.0, 200.0, 300.0]
     assert add_read_barlines(edges, [[(200.0, 0.6)]], 10.0, 0.0) == edges
+
+
+def test_a_stroke_no_staff_read_as_a_barline_is_dropped_from_the_layouts():
+    from omr_engine.inference.measures import drop_unread_barlines
+
+    # Measures 30 wide; the layout also took a stem at 40 for a barline.
+    edges = [30.0, 40.0, 60.0, 90.0, 120.0]
+    read = [[(30.0, 0.99), (60.0, 0.99), (90.0, 0.98), (120.0, 0.99)]]
+    assert drop_unread_barlines(edges, read, space=2.0, start=0.0) == [30.0, 60.0, 90.0, 120.0]
+    # A barline between two ordinary measures the model missed stays: it may be real.
+    even = [30.0, 60.0, 90.0, 120.0]
+    missed = [[(30.0, 0.99), (90.0, 0.99), (120.0, 0.99)]]
+    assert drop_unread_barlines(even, missed, 2.0, 0.0) == even
+    # When the staves miss other barlines too, the model is not to be trusted here.
+    blind = [[(30.0, 0.99), (120.0, 0.99)]]
+    assert drop_unread_barlines(edges, blind, 2.0, 0.0) == edges

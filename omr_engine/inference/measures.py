@@ -12,15 +12,28 @@ a layout barline the model did not read is inserted where the token positions cr
 a model barline where the layout saw none is dropped, and tokens past the end of the
 staff's last measure are dropped. Measures where model and layout disagreed get the
 confidence :data:`DISAGREEMENT_CONFIDENCE` at most, so a reviewer sees them.
+
+Before that, the system's barlines are settled by both: a barline most staves read where
+the layout found none is added (:func:`add_read_barlines`, worn barlines), and a layout
+barline no staff read that cuts a measure short is dropped (:func:`drop_unread_barlines`,
+a stem taken for a barline). The rules were tuned on the 120 LilyPond and MuseScore pages
+of ``benchmarks/bench_engravers.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from ..notation.vocabulary import Vocabulary
 
-__all__ = ["DISAGREEMENT_CONFIDENCE", "add_read_barlines", "fit_to_measures"]
+__all__ = [
+    "DISAGREEMENT_CONFIDENCE",
+    "add_read_barlines",
+    "drop_unread_barlines",
+    "fit_to_measures",
+]
 
 DISAGREEMENT_CONFIDENCE = 0.5
 BARLINE = "<barline>"
@@ -170,3 +183,42 @@ def add_read_barlines(
         out.append(x)
         known.append(x)
     return sorted(out)
+
+
+def drop_unread_barlines(
+    edges: Sequence[float],
+    staff_barlines: Sequence[Sequence[tuple[float, float]]],
+    space: float,
+    start: float,
+) -> list[float]:
+    """The layout's measure ends without the barlines no staff read, where the staves read
+    every other one: a stem, or a slur's end, that the stroke test took for a barline.
+
+    ``edges`` end the system's measures (the last is the system's end, always kept);
+    ``start`` is the system's left edge; ``staff_barlines`` are the barlines each staff
+    read, ``(x, confidence)``, in page pixels. An inner edge goes when no staff read a
+    barline within a staff space of it, one of the two measures it ends or starts is less
+    than half the system's median measure width, and at least two other inner edges (all
+    the others) were read on more than half of the staves.
+    """
+    inner = list(edges[:-1])
+    if len(inner) < 3 or not staff_barlines:
+        return list(edges)
+    need = len(staff_barlines) // 2 + 1
+
+    def readers(x: float) -> int:
+        return sum(any(abs(b - x) <= space for b, _ in bars) for bars in staff_barlines)
+
+    counts = [readers(x) for x in inner]
+    ends = [start, *edges]
+    widths = [b - a for a, b in zip(ends, ends[1:], strict=False)]
+    typical = float(np.median(widths))
+    # Unread, and cutting a measure in two where the halves would be short: a stroke
+    # inside a measure, not a barline the model missed between two ordinary ones.
+    unread = [
+        i for i, c in enumerate(counts) if c == 0 and min(widths[i], widths[i + 1]) < 0.5 * typical
+    ]
+    read = [i for i, c in enumerate(counts) if c >= need]
+    if not unread or len(read) < 2 or len(read) + len(unread) != len(inner):
+        return list(edges)
+    return [x for i, x in enumerate(inner) if i not in unread] + [edges[-1]]

@@ -499,7 +499,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dpi", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=0, help="for the degradations")
     parser.add_argument("--no-degraded", action="store_true")
+    parser.add_argument(
+        "--exclude",
+        type=Path,
+        action="append",
+        default=[],
+        help="a manifest.json whose pieces are left out (to make a second, fresh set)",
+    )
     args = parser.parse_args(argv)
+    excluded = {
+        page["piece"]
+        for manifest in args.exclude
+        for page in json.loads(manifest.read_text(encoding="utf-8"))["pages"]
+    }
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     engravers = [e for e in args.engravers if available(e)]
@@ -518,6 +530,8 @@ def main(argv: list[str] | None = None) -> int:
     for relpath in candidate_files():
         if all(made[e] >= args.pages for e in engravers):
             break
+        if relpath in excluded:
+            continue
         log(f"{relpath}")
         try:
             parsed = load_piece(relpath)

@@ -245,6 +245,24 @@ def _peak_rows(logp: np.ndarray, ids: list[int], spans: list[list[int]]) -> list
     return rows
 
 
+def _ctc_result(
+    logp: np.ndarray,
+    ids: list[int],
+    confs: list[float],
+    spans: list[list[int]],
+    total: float,
+    token_logp: bool,
+) -> Result:
+    """A CTC reading: positions are the centres of the tokens' column spans as a fraction
+    of the valid columns; the score is the log-probability per column."""
+    columns = max(len(logp), 1)
+    positions = [(a + b + 1) / 2 / columns for a, b in spans]
+    meta: dict[str, Any] = {"decoder": "ctc"}
+    if token_logp:
+        meta["token_logp"] = _peak_rows(logp, ids, spans)
+    return Result(ids, confs, total / columns, True, meta, positions)
+
+
 def ctc_decode(
     logits: np.ndarray,
     length: int | None = None,
@@ -273,23 +291,12 @@ def ctc_decode(
     spans: list[list[int]] = []  # first and last column of each token
     total = 0.0
     prev = blank
-    if grammar is None:
-        best = logp.argmax(-1)
-        for t, tok in enumerate(best.tolist()):
-            total += float(logp[t, tok])
-            if tok == blank:
-                prev = blank
-            elif tok == prev:
-                confs[-1] = max(confs[-1], float(probs[t, tok]))
-                spans[-1][1] = t
-            else:
-                ids.append(tok)
-                confs.append(float(probs[t, tok]))
-                spans.append([t, t])
-                prev = tok
-    else:
-        for t in range(len(logp)):
-            row = logp[t]
+    best = logp.argmax(-1).tolist() if grammar is None else None
+    for t, row in enumerate(logp):
+        if best is not None:
+            tok = best[t]
+            value = float(row[tok])
+        else:
             allowed = np.asarray(grammar.allowed_mask(), dtype=bool)
             scores = np.where(allowed, row[:blank], -np.inf)
             if prev != blank:
@@ -299,24 +306,20 @@ def ctc_decode(
             if prev != blank:
                 options.append((float(row[prev]), prev))
             value, tok = max(options)
-            total += value
-            if tok == blank:
-                prev = blank
-            elif tok == prev:
-                confs[-1] = max(confs[-1], float(probs[t, tok]))
-                spans[-1][1] = t
-            else:
-                ids.append(tok)
-                confs.append(float(probs[t, tok]))
-                spans.append([t, t])
+        total += value
+        if tok == blank:
+            prev = blank
+        elif tok == prev:
+            confs[-1] = max(confs[-1], float(probs[t, tok]))
+            spans[-1][1] = t
+        else:
+            ids.append(tok)
+            confs.append(float(probs[t, tok]))
+            spans.append([t, t])
+            if grammar is not None:
                 grammar.advance(tok)
-                prev = tok
-    columns = max(len(logp), 1)
-    positions = [(a + b + 1) / 2 / columns for a, b in spans]
-    meta: dict[str, Any] = {"decoder": "ctc"}
-    if token_logp:
-        meta["token_logp"] = _peak_rows(logp, ids, spans)
-    return Result(ids, confs, total / columns, True, meta, positions)
+            prev = tok
+    return _ctc_result(logp, ids, confs, spans, total, token_logp)
 
 
 @dataclass
@@ -414,9 +417,4 @@ def ctc_beam_decode(
                 )
         beams = dict(sorted(grown.items(), key=lambda kv: kv[1].total(), reverse=True)[:beam])
     prefix, p = max(beams.items(), key=lambda kv: kv[1].total())
-    columns = max(len(logp), 1)
-    positions = [(a + b + 1) / 2 / columns for a, b in p.spans]
-    meta: dict[str, Any] = {"decoder": "ctc"}
-    if token_logp:
-        meta["token_logp"] = _peak_rows(logp, list(prefix), p.spans)
-    return Result(list(prefix), p.confs, p.total() / columns, True, meta, positions)
+    return _ctc_result(logp, list(prefix), p.confs, p.spans, p.total(), token_logp)

@@ -254,7 +254,7 @@ class PagePipeline:
                     if barline[t]
                 ]
             )
-        x0, top, _, bottom = system.box
+        _, top, _, bottom = system.box
         edges = drop_unread_barlines(
             [b[2] for b in boxes], read, system.staff_space, start=boxes[0][0]
         )
@@ -275,6 +275,26 @@ class PagePipeline:
             )
             rows[k] = [rows[k][o] if o >= 0 else None for o in origin]
         return boxes, ids, confs, rows
+
+    def _mend_system(
+        self,
+        ids: list[list[int]],
+        confs: list[list[float]],
+        rows: list[list[np.ndarray | None]],
+        times: list[str | None],
+        piece_start: bool,
+    ) -> None:
+        """Mend each staff's note values (:func:`repair_durations`) in place, against the
+        time signature in force per staff, which ``times`` carries from system to system."""
+        time_kind = self.grammar.kinds("time")
+        for s, staff_ids in enumerate(ids):
+            times += [None] * (s + 1 - len(times))
+            ids[s], confs[s], _ = repair_durations(
+                staff_ids, confs[s], rows[s], self.vocab, time=times[s], piece_start=piece_start
+            )
+            for t in ids[s]:
+                if time_kind[t]:
+                    times[s] = self.vocab.info(t).value
 
     def read_page(
         self,
@@ -329,28 +349,14 @@ class PagePipeline:
         confidences: dict[str, float] = {}
         first_tokens: list[str] = []
         times = [c.time for c in contexts or []]  # the time signature in force per staff
-        time_kind = self.grammar.kinds("time")
         for i, system in enumerate(systems):
             mine = [k for k, (owner, _) in enumerate(owners) if owner == i]
             if unit == "staff":
                 boxes, ids, confs, rows = self._fit_system(
                     system, [crops[k] for k in mine], [results[k] for k in mine]
                 )
-                for s, staff_ids in enumerate(ids):
-                    while len(times) <= s:
-                        times.append(None)
-                    if self.mend_durations:
-                        ids[s], confs[s], _ = repair_durations(
-                            staff_ids,
-                            confs[s],
-                            rows[s],
-                            self.vocab,
-                            time=times[s],
-                            piece_start=first_measure == 0 and i == 0,
-                        )
-                    for t in ids[s]:
-                        if time_kind[t]:
-                            times[s] = self.vocab.info(t).value
+                if self.mend_durations:
+                    self._mend_system(ids, confs, rows, times, first_measure == 0 and i == 0)
             else:
                 boxes = list(system.measure_boxes)
                 ids = [list(results[k].ids) for k in mine]

@@ -24,6 +24,7 @@ often right than wrong, which with this model it is not yet.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from fractions import Fraction
 
@@ -38,30 +39,24 @@ _SKIP = {"voice", "tuplet", "tuplet_end", "mrest", "multirest"}
 
 
 class _Values:
-    """For a vocabulary: every note or rest token's (kind, pitch) siblings by value."""
+    """For a vocabulary: every note or rest token's length in quarters, and the tokens of
+    the same kind and pitch by length (its siblings)."""
 
     def __init__(self, vocab: Vocabulary) -> None:
-        self.vocab = vocab
         self.length: dict[int, Fraction] = {}
-        self.siblings: dict[int, list[int]] = {}
-        groups: dict[tuple[str, str], list[int]] = {}
+        self.siblings: dict[int, dict[Fraction, int]] = {}
+        groups: dict[tuple[str, str], dict[Fraction, int]] = {}
         for i, info in enumerate(vocab.infos):
             if info.kind in ("note", "rest") and info.duration is not None:
                 self.length[i] = Fraction(info.duration.quarter_length)
-                groups.setdefault((info.kind, str(info.pitch)), []).append(i)
-        for members in groups.values():
-            for i in members:
-                self.siblings[i] = members
+                group = groups.setdefault((info.kind, str(info.pitch)), {})
+                group[self.length[i]] = i
+                self.siblings[i] = group
 
 
-_CACHE: dict[int, _Values] = {}
-
-
+@functools.lru_cache(maxsize=4)
 def _values(vocab: Vocabulary) -> _Values:
-    key = id(vocab)
-    if key not in _CACHE:
-        _CACHE[key] = _Values(vocab)
-    return _CACHE[key]
+    return _Values(vocab)
 
 
 def _events(kinds: list[str], start: int, stop: int) -> list[list[int]] | None:
@@ -163,24 +158,18 @@ def _mend(
         first = ids[event[0]]
         keep = (values.length[first], 0.0, [ids[j] for j in event])
         choices = [keep]
-        rows = [token_logp[j] if j < len(token_logp) else None for j in event]
+        rows = [token_logp[j] for j in event]
         if all(r is not None for r in rows):
-            for alt in values.siblings[first]:
-                length = values.length[alt]
-                if length == keep[0]:
+            for length in values.siblings[first]:
+                if length == keep[0] or any(length not in values.siblings[ids[j]] for j in event):
                     continue
-                new_ids, cost = [], 0.0
-                for j, row in zip(event, rows, strict=True):
-                    target = next(
-                        (s for s in values.siblings[ids[j]] if values.length[s] == length), None
-                    )
-                    if target is None:
-                        break
-                    new_ids.append(target)
-                    cost += float(row[ids[j]] - row[target])
-                else:
-                    if cost <= max_change:
-                        choices.append((length, max(cost, 0.0), new_ids))
+                new_ids = [values.siblings[ids[j]][length] for j in event]
+                cost = sum(
+                    float(row[ids[j]] - row[new])
+                    for j, row, new in zip(event, rows, new_ids, strict=True)
+                )
+                if cost <= max_change:
+                    choices.append((length, max(cost, 0.0), new_ids))
         options.append(choices)
     best = _best_fill(options, bar)
     if best is None or best[0] > max_total:

@@ -113,18 +113,22 @@ def fit_to_measures(
         disagreed = False
         k += 1
 
+    def insert() -> None:
+        """A barline only the layout saw: the measure it closes is marked unsure."""
+        nonlocal disagreed
+        disagreed = True
+        close(barline_id, DISAGREEMENT_CONFIDENCE)
+
     for j, (token, conf, x, kind) in enumerate(
         zip(ids, confidences, positions, kinds, strict=True)
     ):
         if j in matched_tokens:
             while k < matched_tokens[j]:  # layout barlines the model skipped
-                disagreed = True
-                close(barline_id, DISAGREEMENT_CONFIDENCE)
+                insert()
             close(token, conf, j)
             continue
         while k < len(edges) and k not in matched and x > edges[k]:
-            disagreed = True
-            close(barline_id, DISAGREEMENT_CONFIDENCE)
+            insert()
         if k >= len(edges):
             break  # past the staff's last measure
         if kind == "barline":
@@ -134,8 +138,7 @@ def fit_to_measures(
         out_conf.append(conf)
         origin.append(j)
     while k < len(edges):
-        disagreed = True
-        close(barline_id, DISAGREEMENT_CONFIDENCE)
+        insert()
     return out_ids, out_conf, origin
 
 

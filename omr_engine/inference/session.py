@@ -19,6 +19,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -240,9 +241,9 @@ class Recognizer:
 
         ``grammar_factory`` (e.g. ``grammar.start``) constrains decoding; ``decoder`` is
         ``attention`` (autoregressive, the default unless the model says otherwise) or
-        ``ctc`` (the encoder's CTC head: one pass); ``beam`` > 1 uses beam
-        search (prefix beam search for CTC); ``max_len`` caps the tokens per crop, BOS included (at most the
-        model's ``max_len``); ``token_logp`` keeps, with the CTC decoder, each token's
+        ``ctc`` (the encoder's CTC head: one pass); ``beam`` > 1 uses beam search (prefix
+        beam search for CTC); ``max_len`` caps the tokens per crop, BOS included (at most
+        the model's ``max_len``); ``token_logp`` keeps, with the CTC decoder, each token's
         column of log-probabilities in ``meta["token_logp"]``.
         """
         if beam < 1:
@@ -267,19 +268,12 @@ class Recognizer:
             if decoder == "ctc":
                 logits = state.extra["ctc_logits"].numpy()
                 lengths = state.extra["ctc_lengths"].numpy()
+                search = partial(ctc_beam_decode, beam=beam) if beam > 1 else ctc_decode
                 out = [
-                    ctc_decode(
+                    search(
                         logits[row],
                         int(lengths[row]),
-                        grammar_factory() if grammar_factory else None,
-                        token_logp=token_logp,
-                    )
-                    if beam == 1
-                    else ctc_beam_decode(
-                        logits[row],
-                        int(lengths[row]),
-                        beam,
-                        grammar_factory() if grammar_factory else None,
+                        grammar=grammar_factory() if grammar_factory else None,
                         token_logp=token_logp,
                     )
                     for row in range(len(chunk))

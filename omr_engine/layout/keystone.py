@@ -24,8 +24,6 @@ as it was.
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 
@@ -52,10 +50,12 @@ def _segments(image: np.ndarray) -> np.ndarray:
     return found.reshape(-1, 4).astype(np.float64)
 
 
+def _lengths(segments: np.ndarray) -> np.ndarray:
+    return np.hypot(segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1])
+
+
 def _longer(segments: np.ndarray, length: float) -> np.ndarray:
-    return segments[
-        np.hypot(segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1]) >= length
-    ]
+    return segments[_lengths(segments) >= length]
 
 
 def _angles(segments: np.ndarray) -> np.ndarray:
@@ -76,7 +76,7 @@ def _family(segments: np.ndarray, vertical: bool) -> np.ndarray:
     segments, off = segments[np.abs(off) <= _MAX_TILT_DEG], off[np.abs(off) <= _MAX_TILT_DEG]
     if not len(segments):
         return segments
-    length = np.hypot(segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1])
+    length = _lengths(segments)
     order = np.argsort(off)
     cumulative = np.cumsum(length[order])
     median = off[order][np.searchsorted(cumulative, cumulative[-1] / 2)]
@@ -92,7 +92,7 @@ def _vanishing_point(segments: np.ndarray, scale: float) -> tuple[np.ndarray, fl
     q = np.column_stack([segments[:, 2:] / scale, np.ones(len(segments))])
     lines = np.cross(p, q)
     lines /= np.linalg.norm(lines[:, :2], axis=1, keepdims=True)
-    weight = np.hypot(segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1])
+    weight = _lengths(segments)
     mid = (p[:, :2] + q[:, :2]) / 2
     d = (q - p)[:, :2]
     keep = np.ones(len(lines), bool)
@@ -100,10 +100,7 @@ def _vanishing_point(segments: np.ndarray, scale: float) -> tuple[np.ndarray, fl
     for _ in range(4):
         a = lines[keep] * np.sqrt(weight[keep])[:, None]
         point = np.linalg.svd(a)[2][-1]
-        if abs(point[2]) > 1e-12:
-            to = point[:2] / point[2] - mid
-        else:
-            to = np.broadcast_to(point[:2], mid.shape)
+        to = _directions(point, mid)
         norms = np.linalg.norm(d, axis=1) * np.linalg.norm(to, axis=1)
         cos = np.abs((d * to).sum(1)) / np.maximum(norms, 1e-12)
         residual = np.degrees(np.arccos(np.clip(cos, 0.0, 1.0)))
@@ -115,12 +112,12 @@ def _vanishing_point(segments: np.ndarray, scale: float) -> tuple[np.ndarray, fl
     return point, misfit
 
 
-def _direction_at(point: np.ndarray, x: float, y: float) -> np.ndarray:
-    """Unit direction of the line through (x, y) and a homogeneous point."""
-    finite = abs(point[2]) > 1e-12
-    d = point[:2] / point[2] - np.array([x, y]) if finite else point[:2].copy()
-    n = np.linalg.norm(d)
-    return d / n if n else np.array([1.0, 0.0])
+def _directions(point: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """(N, 2) directions from the points ``xy`` towards a homogeneous point (the same
+    direction everywhere for a point at infinity); not normalised."""
+    if abs(point[2]) > 1e-12:
+        return point[:2] / point[2] - xy
+    return np.broadcast_to(point[:2], xy.shape)
 
 
 def _spread(point: np.ndarray, segments: np.ndarray, scale: float, vertical: bool) -> float:
@@ -129,16 +126,10 @@ def _spread(point: np.ndarray, segments: np.ndarray, scale: float, vertical: boo
     xs = np.concatenate([segments[:, 0], segments[:, 2]]) / scale
     ys = np.concatenate([segments[:, 1], segments[:, 3]]) / scale
     x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
-    angles = []
-    for x, y in ((x0, y0), (x1, y0), (x0, y1), (x1, y1)):
-        d = _direction_at(point, x, y)
-        a = math.degrees(math.atan2(d[1], d[0])) % 180.0
-        if vertical:
-            a = a - 90.0
-        elif a > 90.0:
-            a -= 180.0
-        angles.append(a)
-    return max(angles) - min(angles)
+    d = _directions(point, np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]]))
+    angles = np.degrees(np.arctan2(d[:, 1], d[:, 0])) % 180.0
+    angles = angles - 90.0 if vertical else np.where(angles > 90.0, angles - 180.0, angles)
+    return float(angles.max() - angles.min())
 
 
 def keystone_homography(image: np.ndarray) -> np.ndarray | None:
@@ -197,15 +188,17 @@ def keystone_homography(image: np.ndarray) -> np.ndarray | None:
     sy = 1.0 / np.linalg.norm(jac[:, 1])
     m = np.diag([sx, sy, 1.0]) @ m
     # Place the page's corners inside the output, from (0, 0).
-    corners = _apply(m, np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64))
-    lo = corners.min(0)
+    lo = _apply(m, _corners(w, h)).min(0)
     m = np.array([[1.0, 0.0, -lo[0]], [0.0, 1.0, -lo[1]], [0.0, 0.0, 1.0]]) @ m
     return m / m[2, 2]
 
 
+def _corners(w: int, h: int) -> np.ndarray:
+    return np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64)
+
+
 def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    hom = np.column_stack([pts, np.ones(len(pts))]) @ m.T
-    return hom[:, :2] / hom[:, 2:3]
+    return cv2.perspectiveTransform(pts[None], m)[0]
 
 
 def _jacobian(m: np.ndarray, x: float, y: float) -> np.ndarray:
@@ -220,8 +213,7 @@ def correct_keystone(image: np.ndarray) -> np.ndarray | None:
     if m is None:
         return None
     h, w = image.shape
-    corners = _apply(m, np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64))
-    out_w, out_h = np.ceil(corners.max(0)).astype(int)
+    out_w, out_h = np.ceil(_apply(m, _corners(w, h)).max(0)).astype(int)
     if out_w > 2 * w or out_h > 2 * h:  # a wild fit: do nothing rather than harm
         return None
     return cv2.warpPerspective(

@@ -96,9 +96,10 @@ def join_split_systems(
     Worn print breaks the lines that join a system's staves, and the system falls apart
     into pieces that each read the same measures. Two neighbours are joined when their
     barlines stand at the same places (at least two within half a space of each other,
-    none of either alone where the other's staff runs) and the gap between them is no wider than the widest gap
-    between staves of a system that held together on the same page (so a page needs one
-    such system: two systems of a tune, one staff each, are never joined).
+    none of either alone where the other's staff runs) and the gap between them is at
+    most 1.15 times the widest gap between staves of a system that held together on the
+    same page (so a page needs one such system: two systems of a tune, one staff each,
+    are never joined).
     """
     space = metrics.space
     inner = [

@@ -173,39 +173,34 @@ def export_model(
     pixels = torch.rand(2, 1, pp.height, width)
     widths = torch.tensor([width, width - pp.width_multiple // 2 - 3], dtype=torch.long)
     names = io_names(cfg.dec_layers)
+    encoder = _Encoder(model)
+    ctc_names = ["ctc_logits", "ctc_lengths"] if cfg.ctc_head else []
+    encoder_names = [*names["cross"], "memory_valid", *ctc_names]
     with torch.no_grad():
-        cross, memory_valid = model.encode(pixels, widths)
+        reference = dict(zip(encoder_names, encoder(pixels, widths), strict=True))
+        flat_cross = [reference[n] for n in names["cross"]]
+        cross = list(zip(flat_cross[0::2], flat_cross[1::2], strict=True))
+        memory_valid = reference["memory_valid"]
         tokens = torch.full((2, 1), cfg.bos_id, dtype=torch.long)
         past = [
             tuple(torch.randn(2, cfg.dec_heads, 3, cfg.dec_head_dim) for _ in range(2))
             for _ in range(cfg.dec_layers)
         ]
         ref_logits, ref_present, _ = model.decoder(tokens, cross, memory_valid, past)
-        ctc_outputs = {}
-        if cfg.ctc_head:
-            memory, _ = model.encoder(pixels, widths)
-            ctc_logits, ctc_lengths = model.ctc(memory, memory_valid)
-            ctc_outputs = {"ctc_logits": ctc_logits, "ctc_lengths": ctc_lengths}
-    flat_cross = [t for kv in cross for t in kv]
     flat_past = [t for kv in past for t in kv]
-    reference = {
-        **dict(zip(names["cross"], flat_cross, strict=True)),
-        "memory_valid": memory_valid,
-        **ctc_outputs,
-        "logits": ref_logits,
-        **dict(zip(names["present"], [t for kv in ref_present for t in kv], strict=True)),
-    }
+    reference["logits"] = ref_logits
+    reference.update(zip(names["present"], [t for kv in ref_present for t in kv], strict=True))
 
     with tempfile.TemporaryDirectory() as tmp:
         enc_path, dec_path = Path(tmp) / ENCODER_FILE, Path(tmp) / DECODER_FILE
         # cross keys are (B, h, hd, S), values (B, h, S, hd)
         cross_axes = {n: {0: "batch", (3 if "_k." in n else 2): "memory"} for n in names["cross"]}
         _onnx_export(
-            _Encoder(model),
+            encoder,
             (pixels, widths),
             enc_path,
             input_names=["pixels", "widths"],
-            output_names=[*names["cross"], "memory_valid", *ctc_outputs],
+            output_names=encoder_names,
             dynamic_axes={
                 "pixels": {0: "batch", 3: "width"},
                 "widths": {0: "batch"},
@@ -213,7 +208,7 @@ def export_model(
                 **cross_axes,
                 **(
                     {"ctc_logits": {0: "batch", 1: "columns"}, "ctc_lengths": {0: "batch"}}
-                    if ctc_outputs
+                    if ctc_names
                     else {}
                 ),
             },

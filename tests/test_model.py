@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import random
 
 import numpy as np
@@ -345,6 +346,61 @@ def test_init_from_and_curriculum(tmp_path):
     )
     assert r.step == 3 and r.best_val_ser is not None
     assert WithCurriculum.seen[:3] == [0.0, 0.1, 0.2]
+
+
+def test_a_batch_with_a_non_finite_loss_is_skipped_not_learned(tmp_path, monkeypatch, capsys):
+    import omr_engine.model.train as train_module
+
+    calls = {"n": 0}
+    real = train_module.compute_loss
+
+    def poisoned(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second batch: a NaN, as one bad crop can give
+            return dataclasses.replace(out, total=out.total * float("nan"))
+        return out
+
+    monkeypatch.setattr(train_module, "compute_loss", poisoned)
+    r = train(
+        ModelConfig.preset("tiny"),
+        BlocksDataset(16),
+        None,
+        tmp_path,
+        vocab=ToyVocab(),
+        steps=3,
+        eval_every=10,
+        **FAST,
+    )
+    assert r.step == 3 and calls["n"] == 4  # three updates, one batch skipped
+    assert "update skipped" in capsys.readouterr().err
+    weights = load_checkpoint(tmp_path / "last.pt")["model"]
+    assert all(torch.isfinite(v).all() for v in weights.values())
+
+
+def test_training_stops_when_every_batch_is_non_finite(tmp_path, monkeypatch):
+    import omr_engine.model.train as train_module
+
+    real = train_module.compute_loss
+    monkeypatch.setattr(
+        train_module,
+        "compute_loss",
+        lambda *a, **k: (lambda o: dataclasses.replace(o, total=o.total * float("inf")))(
+            real(*a, **k)
+        ),
+    )
+    with pytest.raises(FloatingPointError, match="not finite"):
+        train(
+            ModelConfig.preset("tiny"),
+            BlocksDataset(16),
+            None,
+            tmp_path,
+            vocab=ToyVocab(),
+            steps=30,
+            eval_every=100,
+            max_bad_steps=4,
+            **FAST,
+        )
 
 
 @pytest.mark.slow

@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-examples", type=int, help="with --curriculum: crops to load")
     p.add_argument("--val-samples", type=int, default=256, help="validation crops per evaluation")
+    p.add_argument(
+        "--no-amp", action="store_true", help="on CUDA, train in fp32 rather than bf16 autocast"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="export a checkpoint to an ONNX model directory")
@@ -156,6 +159,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         num_workers=args.workers,
         eval_samples=args.val_samples,
+        amp=not args.no_amp,
     )
     print(f"\nlast checkpoint {result.last_checkpoint}, best val SER {result.best_val_ser}")
     return 0

@@ -26,6 +26,7 @@ import csv
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -94,6 +95,7 @@ class TrainConfig:
     num_workers: int = 0
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    max_bad_steps: int = 20  # consecutive non-finite steps (skipped) before training stops
 
 
 @dataclass(frozen=True)
@@ -368,6 +370,7 @@ def train(
 
     batches, exact = _make_loader(train_dataset, config, tc, step, curriculum, device)
     use_amp = tc.amp and device.type == "cuda"
+    bad_steps = 0  # consecutive steps skipped for a loss or gradient that is not finite
 
     # ---- the loop ----
     model.train()
@@ -404,8 +407,34 @@ def train(
         )
         optimizer.zero_grad(set_to_none=True)
         out.total.backward()
-        if tc.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip or math.inf)
+        if not (torch.isfinite(out.total) and torch.isfinite(norm)):
+            # one bad batch must not turn every weight into NaN: skip its update
+            bad_steps += 1
+            parts = ", ".join(
+                f"{name} {float(value):.4g}"
+                for name, value in (
+                    ("ce", out.ce),
+                    ("balance", out.balance),
+                    ("grammar", out.grammar),
+                    ("ctc", out.ctc),
+                )
+            )
+            print(
+                f"step {step + 1}: loss or gradient not finite ({parts}; gradient norm "
+                f"{float(norm):.4g}), update skipped",
+                file=sys.stderr,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            if use_amp and bad_steps >= 3:
+                use_amp = False
+                print("bf16 autocast turned off: training goes on in fp32", file=sys.stderr)
+            if bad_steps >= tc.max_bad_steps:
+                raise FloatingPointError(
+                    f"{bad_steps} steps in a row had a loss or gradient that is not finite"
+                )
+            continue
+        bad_steps = 0
         optimizer.step()
         step += 1
 

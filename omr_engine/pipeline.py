@@ -23,7 +23,12 @@ import numpy as np
 
 from .inference.decoding import Result
 from .inference.durations import repair_durations
-from .inference.measures import add_read_barlines, drop_unread_barlines, fit_to_measures
+from .inference.measures import (
+    add_read_barlines,
+    drop_unread_barlines,
+    fit_to_measures,
+    split_pickup,
+)
 from .layout import (
     LayoutCrop,
     NoStavesError,
@@ -231,7 +236,8 @@ class PagePipeline:
         """The system's measure boxes and each staff's ids, confidences and token
         log-probabilities (``Result.meta["token_logp"]``, None where absent) cut into them.
 
-        The layout's barlines, less those no staff read that cut a measure short
+        The layout's barlines, with an opening one ending a pickup that the staves read
+        before it (:func:`split_pickup`), less those no staff read that cut a measure short
         (:func:`drop_unread_barlines`) and with those the model read on most staves where
         the layout found none (:func:`add_read_barlines`), give the measures; each staff's tokens are
         then cut into them by where they were read (:func:`fit_to_measures`). Without
@@ -244,21 +250,21 @@ class PagePipeline:
         if not (self.fit_measures and boxes and all(r.positions for r in results)):
             return boxes, ids, confs, rows
         barline = self.grammar.kinds("barline")
-        read = []
+        event = self.grammar.kinds("note", "rest")
+        read, events = [], []
         for crop, r in zip(crops, results, strict=True):
             width = crop.image.shape[1]
-            read.append(
-                [
-                    (crop.to_page(x * width, 0.0)[0], c)
-                    for t, x, c in zip(r.ids, r.positions, r.token_confidences, strict=True)
-                    if barline[t]
-                ]
-            )
+            at = [crop.to_page(x * width, 0.0)[0] for x in r.positions]
+            marks = zip(r.ids, at, r.token_confidences, strict=True)
+            read.append([(x, c) for t, x, c in marks if barline[t]])
+            events.append([x for t, x in zip(r.ids, at, strict=True) if event[t]])
         _, top, _, bottom = system.box
-        edges = drop_unread_barlines(
-            [b[2] for b in boxes], read, system.staff_space, start=boxes[0][0]
+        start = boxes[0][0]
+        edges = split_pickup(
+            [b[2] for b in boxes], system.barlines_x, events, system.staff_space, start
         )
-        edges = add_read_barlines(edges, read, system.staff_space, start=boxes[0][0])
+        edges = drop_unread_barlines(edges, read, system.staff_space, start=start)
+        edges = add_read_barlines(edges, read, system.staff_space, start=start)
         boxes = [
             (a, top, b, bottom) for a, b in zip([boxes[0][0], *edges[:-1]], edges, strict=True)
         ]

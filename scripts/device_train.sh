@@ -61,10 +61,7 @@ LOADER_WORKERS_2=${LOADER_WORKERS_2:-8}  # ... and after it is stopped
 STARTUP_S=${STARTUP_S:-30}           # a trainer start (imports, grammar table, val set, CUDA)
 SEG2_SPEEDUP=${SEG2_SPEEDUP:-3}      # segment 2 vs segment 1 samples/s: on the H200 (seed 2611)
                                      # 490/s with 2 loaders beside the build, 1,950/s with 8 after
-# The committed model ships without weights.pt (int8 ONNX only): copy the fp32 weights.pt
-# of the shipped run into .devinit/ (ignored; carry it) to fine-tune it rather than start over.
-INIT=${INIT:-.devinit/weights.pt}
-[[ -f $INIT ]] || INIT=resources/models/omr-small/weights.pt
+INIT=${INIT:-resources/models/omr-small/weights.pt}  # the shipped model's weights (fp16)
 EXPORT_ARGS=${EXPORT_ARGS:---decoder ctc}  # add --quantize for int8 ONNX
 DEVICE=${DEVICE:-cuda}
 INSTALL_WHEELS=${INSTALL_WHEELS:-1}

@@ -135,3 +135,25 @@ def test_a_stroke_no_staff_read_as_a_barline_is_dropped_from_the_layouts():
     # When the staves miss other barlines too, the model is not to be trusted here.
     blind = [[(30.0, 0.99), (120.0, 0.99)]]
     assert drop_unread_barlines(edges, blind, 2.0, 0.0) == edges
+
+
+def test_notes_read_before_an_opening_repeat_make_it_end_a_pickup():
+    from omr_engine.inference.measures import split_pickup
+
+    # The layout let the repeat barline at 95 open the first measure (it ends at 200).
+    edges, barlines = [200.0, 300.0], [95.0, 200.0, 300.0]
+    pickup = [[60.0, 75.0, 120.0, 150.0]]  # two notes before the repeat, then the measure
+    assert split_pickup(edges, barlines, pickup, space=10.0, start=0.0) == [95.0, 200.0, 300.0]
+    # Nothing read before it but the header: a section start, as the layout had it.
+    assert split_pickup(edges, barlines, [[120.0, 150.0]], 10.0, 0.0) == edges
+    # A note read right at the barline is its own misplacement, not a pickup.
+    assert split_pickup(edges, barlines, [[93.0, 120.0]], 10.0, 0.0) == edges
+    # On most staves, not one of three.
+    assert split_pickup(edges, barlines, [pickup[0], [120.0], [130.0]], 10.0, 0.0) == edges
+    assert split_pickup(edges, barlines, [pickup[0], pickup[0], [130.0]], 10.0, 0.0) == [
+        95.0,
+        200.0,
+        300.0,
+    ]
+    # No barline between the header and the first measure end: nothing to split.
+    assert split_pickup(edges, [200.0, 300.0], pickup, 10.0, 0.0) == edges

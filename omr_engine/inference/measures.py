@@ -142,6 +142,37 @@ def fit_to_measures(
     return out_ids, out_conf, origin
 
 
+def split_pickup(
+    edges: Sequence[float],
+    barlines: Sequence[float],
+    staff_events: Sequence[Sequence[float]],
+    space: float,
+    start: float,
+) -> list[float]:
+    """The layout's measure ends, with an opening double or repeat barline made a measure
+    end again where the staves read notes before it: a pickup before a section start.
+
+    The layout lets a double or repeat barline right after the clef, key and time open
+    the first measure (as Verovio engraves a section start), and it judges "right after"
+    by the tall strokes before it; a pickup's stems may stay inside the staff and escape
+    that test. ``barlines`` are all the barlines the layout found, ``edges`` the measure
+    ends it kept (the last is the system's end), ``start`` the system's left edge and
+    ``staff_events`` the x of each note or rest each staff read, all in page pixels. The
+    first barline before the first measure end is made an edge when more than half of the
+    staves read a note or rest half a space or more before it.
+    """
+    if not edges or not staff_events:
+        return list(edges)
+    opening = [x for x in barlines if start + 2.5 * space < x < edges[0] - 2.0 * space]
+    if not opening:
+        return list(edges)
+    x = opening[0]
+    readers = sum(any(e < x - 0.5 * space for e in events) for events in staff_events)
+    if readers < len(staff_events) // 2 + 1:
+        return list(edges)
+    return sorted([x, *edges])
+
+
 def add_read_barlines(
     edges: Sequence[float],
     staff_barlines: Sequence[Sequence[tuple[float, float]]],

@@ -10,6 +10,7 @@ so a click on the engraving finds the measure and the note (`svg_geometry`).
 
 from __future__ import annotations
 
+import bisect
 import copy
 import re
 from dataclasses import dataclass, field
@@ -27,8 +28,9 @@ from .score import (
     StaffMeasure,
     Tuplet,
     apply_changes,
+    voice_length,
 )
-from .symbols import Duration, Pitch, key_alter, time_fraction
+from .symbols import Duration, Pitch, key_alter, time_fraction, time_length
 
 _MEI_DUR = {
     "breve": "breve",
@@ -40,7 +42,8 @@ _MEI_DUR = {
     "32nd": "32",
     "64th": "64",
 }
-_ACCID = {-2: "ff", -1: "f", 0: "n", 1: "s", 2: "ss"}
+_ACCID = {-2: "ff", -1: "f", 0: "n", 1: "s", 2: "x"}  # written: a double sharp is one glyph
+_ACCID_GES = {-2: "ff", -1: "f", 1: "s", 2: "ss"}
 _BARLINE = {"double": "dbl", "final": "end", "repeat-end": "rptend"}
 _BEAMABLE = {"eighth", "16th", "32nd", "64th"}
 
@@ -90,13 +93,69 @@ def _meter_attrs(time: str, visible: bool) -> str:
     return attrs
 
 
-def _beat(time: str | None) -> Fraction:
-    if time is None:
-        return Fraction(1)
-    count, unit = time_fraction(time)
-    if unit == 8 and count % 3 == 0 and count > 3:
-        return Fraction(3, 2)
-    return Fraction(1)
+def beam_groups(time: str | None) -> tuple[Fraction, ...]:
+    """Where eighth-note beams end in a measure of `time` (quarters from its start).
+
+    Notes are beamed within a group, never across: beats in 2/4, 3/4, 4/4 (and in 2-4
+    halves or wholes), dotted beats in compound meters (6/8, 9/8, 12/4), 2+3 and 2+2+3 in
+    fives and sevens, and the whole measure otherwise (3/8, 8/8). These are music21's
+    default beam groups (its `TimeSignature.beamSequence`), so that engravings through
+    music21 and through this writer beam alike.
+    """
+    count, unit = time_fraction(time) if time else (4, 4)
+    u = Fraction(4, unit)
+    if count == 5 and unit <= 8:
+        lengths = [2 * u, 3 * u]
+    elif count == 7:
+        lengths = [2 * u, 2 * u, 3 * u]
+    elif count % 3 == 0 and count > 3:
+        lengths = [3 * u] * (count // 3)
+    elif 2 <= count <= 4 and (unit <= 4 or count == 4 and unit == 8):
+        lengths = [u] * count
+    else:
+        lengths = [count * u]
+    ends, total = [], Fraction(0)
+    for length in lengths:
+        total += length
+        ends.append(total)
+    return tuple(ends)
+
+
+@dataclass
+class _Accidentals:
+    """Which accidentals one staff prints in one measure (shared by its voices).
+
+    As engravers print them: an alteration other than the one in force (key signature,
+    or an earlier accidental on that line or space in this measure); a courtesy
+    accidental on a step that the previous measure, or another octave earlier in this
+    measure, altered otherwise; none on a note tied over from before.
+    """
+
+    key: int
+    previous: dict[str, int]  # step -> alteration written in the previous measure
+    in_force: dict[tuple[str, int], int] = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)  # step -> last alteration shown
+
+    def attr(self, pitch: Pitch, tied_over: bool) -> str:
+        step, octave, alter = pitch.step, pitch.octave, pitch.alter
+        current = self.in_force.get((step, octave), key_alter(self.key, step))
+        if tied_over:
+            show = False
+            if alter != key_alter(self.key, step):
+                self.written[step] = alter
+        else:
+            show = alter != current
+            if not show and step not in self.written:
+                show = self.previous.get(step, alter) != alter
+            if not show:
+                show = any(
+                    a != alter for (s, o), a in self.in_force.items() if s == step and o != octave
+                )
+        if show:
+            self.in_force[(step, octave)] = alter
+            self.written[step] = alter
+            return f' accid="{_ACCID[alter]}"'
+        return f' accid.ges="{_ACCID_GES[alter]}"' if alter else ""
 
 
 @dataclass
@@ -106,22 +165,16 @@ class _VoiceWriter:
     measure_id: str
     staff: int
     voice: int
-    accidentals: dict[tuple[str, int], int]
-    key: int
+    accidentals: _Accidentals
     open_ties: set[int]
-    beat: Fraction
+    beam_ends: tuple[Fraction, ...]  # see `beam_groups`; () beams nothing
     out: list[str] = field(default_factory=list)
     index: int = 0
 
     def pitch_attrs(self, pitch: Pitch, tie_start: bool) -> str:
-        attrs = f' pname="{pitch.step.lower()}" oct="{pitch.octave}"'
-        state = self.accidentals.get((pitch.step, pitch.octave), key_alter(self.key, pitch.step))
-        if pitch.alter != state:
-            attrs += f' accid="{_ACCID[pitch.alter]}"'
-            self.accidentals[(pitch.step, pitch.octave)] = pitch.alter
-        elif pitch.alter:
-            attrs += f' accid.ges="{_ACCID[pitch.alter]}"'
         ends = pitch.midi in self.open_ties
+        attrs = f' pname="{pitch.step.lower()}" oct="{pitch.octave}"'
+        attrs += self.accidentals.attr(pitch, tied_over=ends)
         if ends and tie_start:
             attrs += ' tie="m"'
         elif tie_start:
@@ -172,32 +225,44 @@ class _VoiceWriter:
             self.out.append(f'<rest xml:id="{eid}"{self.dur_attrs(rest.duration)}/>')
 
     def events(self, events: list[Event], offset: Fraction) -> Fraction:
-        """Write events starting at `offset` (quarters); returns the offset after them."""
-        group: list[Note] = []
+        """Write events starting at `offset` (quarters); returns the offset after them.
+
+        Beamable notes (eighths and shorter) that start in the same beam group are beamed
+        together, with any grace notes between them; a rest, a longer note or a tuplet
+        ends a beam."""
+        group: list[Note] = []  # beamed notes, and grace notes between them
+        graces: list[Note] = []  # grace notes after the group's last note
 
         def flush() -> None:
-            if len(group) > 1:
+            beamed = sum(not n.grace for n in group) > 1
+            if beamed:
                 self.out.append("<beam>")
             for n in group:
                 self.note(n)
-            if len(group) > 1:
+            if beamed:
                 self.out.append("</beam>")
+            for n in graces:
+                self.note(n)
             group.clear()
+            graces.clear()
 
-        group_beat = -1
+        group_index = -1
         for ev in events:
             if isinstance(ev, Note) and not ev.grace and ev.duration.type in _BEAMABLE:
-                beat_index = int(offset // self.beat)
-                end = offset + ev.duration.quarter_length
-                fits = end <= (beat_index + 1) * self.beat
-                if group and (beat_index != group_beat or not fits):
+                index = bisect.bisect_right(self.beam_ends, offset)
+                if group and index != group_index:
                     flush()
-                if fits:
+                if index < len(self.beam_ends):
+                    group.extend(graces)
+                    graces.clear()
                     group.append(ev)
-                    group_beat = beat_index
+                    group_index = index
                 else:
                     self.note(ev)
-                offset = end
+                offset += ev.duration.quarter_length
+                continue
+            if isinstance(ev, Note) and ev.grace and group:
+                graces.append(ev)
                 continue
             flush()
             if isinstance(ev, Note):
@@ -213,14 +278,29 @@ class _VoiceWriter:
                     f'<tuplet num="{ev.actual}" numbase="{ev.normal}" num.visible="true"'
                     ' bracket.visible="true">'
                 )
-                saved_beat = self.beat
-                self.beat = Fraction(10**6)  # beam the whole tuplet when it can be
+                saved = self.beam_ends
+                # The whole tuplet under one beam when it can be.
+                self.beam_ends = (Fraction(10**6),) if saved else ()
                 inner_end = self.events(ev.events, Fraction(0))
-                self.beat = saved_beat
+                self.beam_ends = saved
                 self.out.append("</tuplet>")
                 offset += inner_end * ev.ratio
         flush()
         return offset
+
+
+def _voice_beam_ends(voice: list[Event], time: str | None, pickup: bool) -> tuple[Fraction, ...]:
+    """The beam group ends for one voice of a measure, as music21's `makeBeams` has them:
+    none in an overfull voice; a short voice of a pickup measure ends with the bar."""
+    ends = beam_groups(time)
+    if not time:
+        return ends
+    length, bar = voice_length(voice, time), time_length(time)
+    if length > bar:
+        return ()
+    if pickup and length < bar:
+        return tuple(e - (bar - length) for e in ends)
+    return ends
 
 
 def measures_to_mei(
@@ -279,6 +359,7 @@ def measures_to_mei(
     out.append("</staffGrp></scoreDef><section>")
 
     open_ties: dict[tuple[int, int], set[int]] = {}
+    written: dict[int, dict[str, int]] = {}  # per staff, the previous measure's accidentals
     volta: int | None = None
     for i, measure in enumerate(measures):
         # Changes inside the line (the first measure's went into the scoreDef).
@@ -290,8 +371,7 @@ def measures_to_mei(
                     attrs += f' keysig="{_key_attr(sm.key)}"'
                 if sm.time is not None and sm.time != ctx[s].time:
                     attrs += _meter_attrs(sm.time, visible=True)
-                if sm.clef is not None and sm.clef != ctx[s].clef:
-                    attrs += _clef_attrs(sm.clef, "clef.")
+                # (A new clef went into the previous measure, before the barline.)
                 if attrs:
                     changes.append(f'<staffDef n="{s + 1}"{attrs}/>')
             if changes:
@@ -300,7 +380,12 @@ def measures_to_mei(
             if volta is not None:
                 out.append("</ending>")
             if measure.volta is not None:
-                out.append(f'<ending n="{measure.volta}">')
+                last = i
+                while last + 1 < len(measures) and measures[last + 1].volta == measure.volta:
+                    last += 1
+                # A bracket closes with a hook over a repeat sign and stays open otherwise.
+                hook = "" if measures[last].barline == "repeat-end" else ' lendsym="none"'
+                out.append(f'<ending n="{measure.volta}"{hook}>')
             volta = measure.volta
         attrs = f' xml:id="{escape(measure.id)}" n="{escape(measure.number or str(i + 1))}"'
         if measure.barline in _BARLINE:
@@ -308,13 +393,19 @@ def measures_to_mei(
         if measure.repeat_start:
             attrs += ' left="rptstart"'
         out.append(f"<measure{attrs}>")
+        following = measures[i + 1].staves if i + 1 < len(measures) else []
         for s in range(staff_count):
             sm = measure.staves[s] if s < len(measure.staves) else StaffMeasure()
             apply_changes(ctx[s], sm)
+            # A clef that changes at the barline is printed before it, as engravers do
+            # (and as Verovio places one read from MusicXML).
+            clef = following[s].clef if s < len(following) else None
+            clef_end = f"<clef{_clef_attrs(clef, '')}/>" if clef and clef != ctx[s].clef else ""
             out.append(f'<staff n="{s + 1}">')
-            accidentals: dict[tuple[str, int], int] = {}
+            accidentals = _Accidentals(ctx[s].key, written.get(s, {}))
+            written[s] = accidentals.written
             if measure.multirest > 1:
-                out.append(f'<layer n="1"><multiRest num="{measure.multirest}"/></layer>')
+                out.append(f'<layer n="1"><multiRest num="{measure.multirest}"/>{clef_end}</layer>')
             else:
                 voices = sm.voices or [[]]
                 for v, voice in enumerate(voices):
@@ -325,12 +416,13 @@ def measures_to_mei(
                         s,
                         v,
                         accidentals,
-                        ctx[s].key,
                         open_ties.setdefault((s, v), set()),
-                        _beat(ctx[s].time),
+                        _voice_beam_ends(voice, ctx[s].time, pickup=i == 0),
                     )
                     writer.events(voice, Fraction(0))
                     body = "".join(writer.out) or "<mSpace/>"
+                    if v == 0:
+                        body += clef_end
                     out.append(f'<layer n="{v + 1}">{body}</layer>')
             out.append("</staff>")
         out.append("</measure>")

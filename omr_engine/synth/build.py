@@ -64,9 +64,20 @@ __all__ = [
     "write_shard",
 ]
 
-FORMAT_VERSION = 2  # 2: corpus collections weighted by the square root of their size
+# 2: corpus collections weighted by the square root of their size; 3: Scores engraved
+# from MEI written directly (`examples.score_mei`), PNGs run-length coded.
+FORMAT_VERSION = 3
 _SPLIT_CODE = {"train": 0, "val": 1}
-_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 3]
+# Run-length deflate after the Paeth filter: on degraded crops, 3 ms and 74 KiB a crop
+# where the default (level 3, adaptive filters) takes 8 ms for 83 KiB.
+PNG_PARAMS = [
+    cv2.IMWRITE_PNG_COMPRESSION,
+    1,
+    cv2.IMWRITE_PNG_STRATEGY,
+    cv2.IMWRITE_PNG_STRATEGY_RLE,
+    cv2.IMWRITE_PNG_FILTER,
+    cv2.IMWRITE_PNG_FILTER_PAETH,
+]
 
 
 class BuildError(Exception):
@@ -237,7 +248,7 @@ def write_shard(
             for i in range(count):
                 ex = next(stream)
                 key = f"{shard:05d}-{i:05d}"
-                ok, png = cv2.imencode(".png", ex.image, _PNG)
+                ok, png = cv2.imencode(".png", ex.image, PNG_PARAMS)
                 if not ok:
                     raise BuildError(f"PNG encoding failed for {key}")
                 meta = ex.meta()

@@ -155,3 +155,13 @@ def test_sampled_styles_are_reproducible_and_render():
 def test_unknown_font_is_refused():
     with pytest.raises(ValueError, match="font"):
         EngraveStyle(font="Comic Sans")
+
+
+def test_reused_toolkit_engraves_as_a_fresh_one():
+    a, b = sample_style(np.random.default_rng(1)), sample_style(np.random.default_rng(2))
+    first = engrave(_piece("folk")[0], a)
+    engrave(_piece("chorale")[0], b)  # other music and every option changed in between
+    again = engrave(_piece("folk")[0], a)
+    assert len(first) == len(again)
+    for p, q in zip(first, again, strict=True):
+        assert np.array_equal(p.image, q.image) and p.systems == q.systems

@@ -26,10 +26,12 @@ from omr_engine.synth.examples import (
     engrave_examples,
     excerpt,
     printable,
+    printable_excerpt,
     regenerate,
     score_mei,
     score_musicxml,
     single_staff,
+    unprintable_marks,
 )
 from omr_engine.synth.generator import generate_score
 from omr_engine.synth.sources import PieceStore
@@ -225,6 +227,16 @@ def test_printable_drops_only_marks_the_tokens_do_not_print():
     assert removed == 2
     assert score_to_tokens(clean) == score_to_tokens(score) == tokens
     assert clean.measures[1].staves[0].clef is None
+    assert unprintable_marks(score) == 2 and score.measures[1].staves[0].clef == "G2"
+
+
+@pytest.mark.parametrize("seed", [3, 13, 41])
+def test_printable_excerpt_is_printable_of_the_excerpt(seed):
+    score = generate_score(np.random.default_rng(seed))
+    assert unprintable_marks(score) == printable(score)[1]
+    for a, b in ((0, 3), (2, 7), (1, len(score.measures))):
+        once = printable_excerpt(score, a, b)
+        assert score_mei(once) == score_mei(printable(excerpt(score, a, b))[0])
 
 
 def test_multirests_and_voltas_are_engraved_as_the_tokens_say():

@@ -49,7 +49,7 @@ import cv2
 import numpy as np
 
 from .engrave import sample_style
-from .examples import UNITS, Example, engrave_examples, excerpt, printable
+from .examples import UNITS, Example, engrave_examples, printable_excerpt
 from .sources import PieceError, PieceStore, file_weights, split_files, tunes, write_split
 
 __all__ = [
@@ -162,7 +162,7 @@ def job_examples(
             n, staves = len(piece.score.measures), piece.score.staff_count
             offset, stop = _window(rng, n, staves)
             # The same as excerpting printable(score), without copying the whole piece.
-            score, xml = printable(excerpt(piece.score, offset, stop))[0], None
+            score, xml = printable_excerpt(piece.score, offset, stop), None
         return engrave_examples(
             score,
             piece_id,

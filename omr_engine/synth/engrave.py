@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -279,10 +280,7 @@ def engrave(
 ) -> list[EngravedPage]:
     """Engraves ``musicxml`` in ``style``; one EngravedPage per page, measures indexed in
     document order across all pages. See ``rasterize`` for the choice of rasterizer."""
-    # Verovio warns on stderr about every beam it had to flip; bulk generation needs
-    # none of that. The log level is process-wide in Verovio.
-    verovio.enableLog(verovio.LOG_ERROR)
-    toolkit = verovio.toolkit()
+    toolkit = _toolkit()
     toolkit.setOptions(style.verovio_options())
     if not toolkit.loadData(musicxml):
         raise EngraveError("Verovio could not read the MusicXML")
@@ -295,6 +293,21 @@ def engrave(
         next_index += sum(len(s.measures) for s in systems)
         pages.append(EngravedPage(image, systems, page_number - 1, style))
     return pages
+
+
+_local = threading.local()
+
+
+def _toolkit() -> verovio.toolkit:
+    """One Verovio toolkit per thread, reused: making one costs 6 ms, and every engraving
+    sets all of its options (the id seed too), so a reused one draws the same SVG."""
+    toolkit = getattr(_local, "toolkit", None)
+    if toolkit is None:
+        # Verovio warns on stderr about every beam it had to flip; bulk generation needs
+        # none of that. The log level is process-wide in Verovio.
+        verovio.enableLog(verovio.LOG_ERROR)
+        toolkit = _local.toolkit = verovio.toolkit()
+    return toolkit
 
 
 def rasterize(svg: str, rasterizer: Rasterizer = "mupdf") -> np.ndarray:

@@ -44,11 +44,13 @@ __all__ = [
     "fix_musicxml",
     "measure_note_counts",
     "printable",
+    "printable_excerpt",
     "regenerate",
     "score_mei",
     "score_musicxml",
     "single_staff",
     "source_mismatch",
+    "unprintable_marks",
 ]
 
 UNITS = ("staff", "system", "both")
@@ -94,17 +96,40 @@ def printable(score: Score) -> tuple[Score, int]:
     time equal to the one in force, a clef change outside the first voice or one that
     changes nothing. Returns the copy and how many marks were removed."""
     out = copy.deepcopy(score)
-    contexts = out.contexts_before(0)
+    return out, _unprintable(out, strip=True)
+
+
+def unprintable_marks(score: Score) -> int:
+    """How many marks `printable` would remove, without copying the score."""
+    return _unprintable(score, strip=False)
+
+
+def printable_excerpt(score: Score, start: int, stop: int) -> Score:
+    """`printable(excerpt(score, start, stop))[0]`, copying the measures once."""
+    out = excerpt(score, start, stop)
+    _unprintable(out, strip=True)
+    return out
+
+
+def _unprintable(score: Score, strip: bool) -> int:
+    """Count the marks `printable` removes; remove them from `score` itself if `strip`."""
+    contexts = score.contexts_before(0)
     removed = 0
-    for i, measure in enumerate(out.measures):
+    for i, measure in enumerate(score.measures):
         for sm, ctx in zip(measure.staves, contexts, strict=True):
             if i > 0:
                 if sm.clef is not None and sm.clef == ctx.clef:
-                    sm.clef, removed = None, removed + 1
+                    removed += 1
+                    if strip:
+                        sm.clef = None
                 if sm.key is not None and sm.key == ctx.key:
-                    sm.key, removed = None, removed + 1
+                    removed += 1
+                    if strip:
+                        sm.key = None
                 if sm.time is not None and sm.time == ctx.time:
-                    sm.time, removed = None, removed + 1
+                    removed += 1
+                    if strip:
+                        sm.time = None
             clef = sm.clef if sm.clef is not None else ctx.clef
             for v, voice in enumerate(sm.voices):
                 kept = []
@@ -115,11 +140,12 @@ def printable(score: Score) -> tuple[Score, int]:
                             continue
                         clef = e.clef
                     kept.append(e)
-                voice[:] = kept
+                if strip and len(kept) < len(voice):
+                    voice[:] = kept
             ctx.clef = clef
             ctx.key = sm.key if sm.key is not None else ctx.key
             ctx.time = sm.time or ctx.time
-    return out, removed
+    return removed
 
 
 def excerpt(score: Score, start: int, stop: int) -> Score:
@@ -473,7 +499,7 @@ def regenerate(
             raise ValueError(f"{meta['piece']}: no original MusicXML to engrave")
         view, xml = score, original
     else:
-        view, xml = printable(excerpt(score, a, b))[0], None
+        view, xml = printable_excerpt(score, a, b), None
     style = EngraveStyle(**meta["style"])
     d = dict(meta["degradation"])
     d["perspective"] = tuple(d["perspective"])

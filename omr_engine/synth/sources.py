@@ -34,7 +34,7 @@ import numpy as np
 
 from ..notation.music21_io import NotationError, from_music21, load_music21
 from ..notation.score import Score
-from .examples import fix_musicxml, printable, source_mismatch
+from .examples import fix_musicxml, source_mismatch, unprintable_marks
 from .generator import generate_score
 
 __all__ = [
@@ -190,7 +190,7 @@ def _load_corpus_piece(piece_id: str) -> Piece:
     piece = Piece(piece_id, score)
     if report.unsupported:
         piece.note = f"{len(report.unsupported)} unsupported measure(s)"
-    elif printable(score)[1]:
+    elif unprintable_marks(score):
         piece.note = "marks the tokens do not print"
     elif len(score.measures) * score.staff_count > ORIGINAL_MAX_STAFF_MEASURES:
         piece.note = "too long to engrave whole"

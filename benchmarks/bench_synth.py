@@ -3,16 +3,19 @@
 Prints, as CPU time of this one process (time.process_time, so other work on a shared
 machine does not inflate it; OpenCV held to one thread):
 
-1. stages, on generated pieces: generating a Score, its MusicXML, Verovio engraving +
-   raster, and per example tokens + grammar check, degradation, PNG encoding;
+1. stages, on generated pieces: generating a Score, its MEI (what is engraved; music21's
+   MusicXML, which it replaced, for reference), Verovio engraving + raster, and per example
+   tokens + grammar check, degradation, PNG encoding;
 2. examples per second per core for generated pieces and for corpus pieces already read
    (a warm piece cache, as in most of a long build), and the cost of reading a corpus
    piece the first time (music21);
 3. an end-to-end shard build from an empty folder and an empty cache (`write_shard`, the
-   code a build worker runs), with its PNG bytes per example;
+   code a build worker runs), with its bytes per example and MiB per 1,000 examples;
 4. peak resident memory.
 
-    python benchmarks/bench_synth.py [--examples 300] [--pieces 20] [--seed 0]
+    python benchmarks/bench_synth.py [--examples 300] [--pieces 20] [--seed 0] [--unit both]
+
+`--unit staff` measures what `synth --unit staff` builds (one crop per staff).
 """
 
 from __future__ import annotations
@@ -32,12 +35,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from omr_engine.synth.build import BuildConfig, job_examples, write_shard  # noqa: E402
+from omr_engine.synth.build import PNG_PARAMS, BuildConfig, job_examples, write_shard  # noqa: E402
 from omr_engine.synth.degrade import apply, sample_degradation  # noqa: E402
 from omr_engine.synth.engrave import engrave, sample_style, system_crops  # noqa: E402
 from omr_engine.synth.examples import (  # noqa: E402
     crop_tokens,
     grammatical,
+    score_mei,
     score_musicxml,
 )
 from omr_engine.synth.generator import generate_score  # noqa: E402
@@ -53,10 +57,13 @@ def stages(rng: np.random.Generator, n: int) -> None:
         score = generate_score(rng)
         t["generate score"] += time.process_time() - c
         c = time.process_time()
-        xml = score_musicxml(score)
-        t["MusicXML (music21)"] += time.process_time() - c
+        score_musicxml(score)
+        t["(MusicXML, music21)"] += time.process_time() - c
         c = time.process_time()
-        pages = engrave(xml, sample_style(rng))
+        mei = score_mei(score)
+        t["MEI (mei_writer)"] += time.process_time() - c
+        c = time.process_time()
+        pages = engrave(mei, sample_style(rng))
         t["engrave + raster"] += time.process_time() - c
         for page in pages:
             for crop in system_crops(page):
@@ -68,7 +75,7 @@ def stages(rng: np.random.Generator, n: int) -> None:
                 image, _ = apply(crop.image, sample_degradation(rng, rng.random()), 1)
                 t["degrade / example"] += time.process_time() - c
                 c = time.process_time()
-                cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+                cv2.imencode(".png", image, PNG_PARAMS)
                 t["PNG / example"] += time.process_time() - c
                 examples += 1
     print(f"{'stage':<28} {'ms':>8}")
@@ -133,7 +140,8 @@ def end_to_end(config: BuildConfig, examples: int) -> None:
         cpu, wall = time.process_time() - c, time.perf_counter() - w
         print(
             f"{examples} examples: {examples / cpu:.1f} examples/s/core (CPU), "
-            f"{examples / wall:.1f}/s wall; {record['bytes'] / examples / 1024:.0f} KiB/example; "
+            f"{examples / wall:.1f}/s wall; {record['bytes'] / examples / 1024:.0f} KiB/example "
+            f"({record['bytes'] / examples * 1000 / 2**20:.0f} MiB per 1,000); "
             f"{record['stats']}"
         )
 
@@ -144,13 +152,15 @@ def main() -> None:
     parser.add_argument("--pieces", type=int, default=20, help="corpus pieces for the warm rate")
     parser.add_argument("--stage-pieces", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--unit", choices=("staff", "system", "both"), default="both")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     print(
         f"# bench_synth  {platform.processor() or platform.machine()}  python "
-        f"{platform.python_version()}  cpus {os.cpu_count()}  load {os.getloadavg()[0]:.1f}"
+        f"{platform.python_version()}  cpus {os.cpu_count()}  load {os.getloadavg()[0]:.1f}  "
+        f"unit {args.unit}"
     )
-    config = BuildConfig(seed=args.seed)
+    config = BuildConfig(seed=args.seed, unit=args.unit)
     stages(np.random.default_rng(args.seed), args.stage_pieces)
     rates(config, args.examples, args.pieces, args.seed)
     end_to_end(config, args.examples)

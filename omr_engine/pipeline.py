@@ -29,6 +29,7 @@ from .inference.measures import (
     fit_to_measures,
     split_pickup,
 )
+from .inference.meter import beat_votes, choose_time, measure_lengths
 from .layout import (
     LayoutCrop,
     NoStavesError,
@@ -202,6 +203,7 @@ class PagePipeline:
         recognizer=None,
         fit_measures: bool = True,
         mend_durations: bool = False,
+        fit_meter: bool = True,
     ) -> None:
         if recognizer is None:
             from .inference.session import Recognizer
@@ -217,6 +219,7 @@ class PagePipeline:
         self.constrained = constrained
         self.fit_measures = fit_measures
         self.mend_durations = mend_durations
+        self.fit_meter = fit_meter
         meta = getattr(recognizer, "config", {}) or {}
         self.unit = meta.get("data", {}).get("unit", "staff")
         self.crop_margin = float(meta.get("data", {}).get("margin_spaces", 4.0))
@@ -281,6 +284,53 @@ class PagePipeline:
             )
             rows[k] = [rows[k][o] if o >= 0 else None for o in origin]
         return boxes, ids, confs, rows
+
+    def _fit_meter(self, systems: list[tuple[list[list[int]], list[list[float]]]]) -> None:
+        """Replace, in place, a time signature that the page's measures contradict
+        (:func:`~omr_engine.inference.meter.choose_time`): the first one read at a line's
+        start, on every staff that read one, judged by the measures it governs (to the
+        next signature at a line's start). A replaced signature gets confidence 0.5 at
+        most, so the studio marks it for a look."""
+        time_kind, barline = self.grammar.kinds("time"), self.grammar.kinds("barline")
+
+        def header_times(ids: list[int]) -> list[int]:
+            out = []
+            for k, t in enumerate(ids):
+                if barline[t]:
+                    break
+                if time_kind[t]:
+                    out.append(k)
+            return out
+
+        heads = [[header_times(staff) for staff in ids] for ids, _ in systems]
+        first = next((i for i, h in enumerate(heads) if any(h)), None)
+        if first is None:
+            return
+        lengths, compound, simple = [], 0, 0
+        for i in range(first, len(systems)):
+            if i > first and any(heads[i]):
+                break  # a new signature at this line's start
+            for staff in systems[i][0]:
+                tokens = self.vocab.decode(staff)
+                lengths += measure_lengths(tokens)
+                c, p = beat_votes(tokens)
+                compound, simple = compound + c, simple + p
+        ids, confs = systems[first]
+        read = [
+            (self.vocab.info(ids[s][k]).value, confs[s][k])
+            for s, found in enumerate(heads[first])
+            for k in found[:1]
+        ]
+        times = [self.vocab.info(t).value for t in np.nonzero(time_kind)[0]]
+        new = choose_time(read, lengths, times, (compound, simple))
+        if new is None:
+            return
+        token = self.vocab.id(f"<time:{new}>")
+        for s, found in enumerate(heads[first]):
+            for k in found[:1]:
+                if ids[s][k] != token:
+                    ids[s][k] = token
+                    confs[s][k] = min(confs[s][k], 0.5)
 
     def _mend_system(
         self,
@@ -355,18 +405,22 @@ class PagePipeline:
         confidences: dict[str, float] = {}
         first_tokens: list[str] = []
         times = [c.time for c in contexts or []]  # the time signature in force per staff
+        fitted = []
         for i, system in enumerate(systems):
             mine = [k for k, (owner, _) in enumerate(owners) if owner == i]
             if unit == "staff":
-                boxes, ids, confs, rows = self._fit_system(
-                    system, [crops[k] for k in mine], [results[k] for k in mine]
+                fitted.append(
+                    self._fit_system(system, [crops[k] for k in mine], [results[k] for k in mine])
                 )
-                if self.mend_durations:
-                    self._mend_system(ids, confs, rows, times, first_measure == 0 and i == 0)
             else:
-                boxes = list(system.measure_boxes)
                 ids = [list(results[k].ids) for k in mine]
                 confs = [list(results[k].token_confidences) for k in mine]
+                fitted.append((list(system.measure_boxes), ids, confs, [[] for _ in ids]))
+        if self.fit_meter:
+            self._fit_meter([(ids, confs) for _, ids, confs, _ in fitted])
+        for i, (system, (boxes, ids, confs, rows)) in enumerate(zip(systems, fitted, strict=True)):
+            if unit == "staff" and self.mend_durations:
+                self._mend_system(ids, confs, rows, times, first_measure == 0 and i == 0)
             tokens, conf = merge_staves([self.vocab.decode(x) for x in ids], self.vocab, confs)
             if i == 0:
                 first_tokens = tokens

@@ -8,6 +8,7 @@ accuracy is measured on held-out data in benchmarks, not here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -334,3 +335,30 @@ def test_a_value_misread_is_mended_against_the_time_carried_from_the_first_syste
     )
     assert mended.diagnostics == []
     assert tokens_by_measure(mended.score) == tokens_by_measure(source)
+
+
+class MisreadTime(TrueTokens):
+    """As TrueTokens, but the time signature (C) read as 6/8 on the first three staves."""
+
+    def recognize(self, images, grammar_factory=None, beam=1, token_logp=False):
+        vocab = default_vocabulary()
+        first_call = self.calls
+        out = super().recognize(images, grammar_factory, beam, token_logp)
+        for k, result in enumerate(out):
+            if (first_call + k) % 4 != 3:
+                wrong = vocab.id("<time:6/8>")
+                ids = [wrong if vocab.info(t).kind == "time" else t for t in result.ids]
+                out[k] = dataclasses.replace(result, ids=ids)
+        return out
+
+
+def test_a_time_signature_the_measures_contradict_is_read_again_from_them():
+    source, _ = read_score(SAMPLES / "bwv66.6.musicxml")
+    fixed = transcribe([sample_page()], PagePipeline(recognizer=MisreadTime()))
+    assert tokens_by_measure(fixed.score) == tokens_by_measure(source)
+    assert not fixed.diagnostics
+    first = fixed.score.measures[0].id
+    assert fixed.confidences[first] == 0.5  # the replaced signature asks for a look
+    kept = transcribe([sample_page()], PagePipeline(recognizer=MisreadTime(), fit_meter=False))
+    assert tokens_by_measure(kept.score) != tokens_by_measure(source)
+    assert len(kept.diagnostics) >= 5

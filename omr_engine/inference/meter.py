@@ -1,0 +1,117 @@
+"""The time signature, checked against the measures it governs.
+
+A time signature is printed once, at a piece's start, in a few small digits; the model
+reads it far less reliably than notes (it read 6/8 for 4/2 on every staff of several
+Palestrina pages), and one wrong signature makes the grammar flag every measure of the
+piece. The notes themselves say what it must be: most measures of a piece are full, so
+their summed note values give the measure length. Here the length that most of the page's
+measures have is found; when the signature read gives a different length and clearly fewer
+of the measures fit it, the signature is replaced by one of that length: the one the
+model read on some staff if any (it may tell 3/4 from 6/8, the notes cannot), else the
+most usual one. The note values are trusted over the digits because there are many of
+them: a page of 10 measures on 4 staves has 40 witnesses.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from fractions import Fraction
+
+from ..notation.score import event_length, voice_length
+from ..notation.symbols import time_length
+from ..notation.tokens import tokens_to_score
+
+__all__ = ["USUAL_TIMES", "beat_votes", "choose_time", "measure_lengths"]
+
+# The usual signature for each measure length, most usual first.
+USUAL_TIMES = (
+    "4/4", "3/4", "2/4", "6/8", "3/8", "2/2", "4/2", "3/2", "12/8", "9/8", "6/4", "5/4", "2/1",
+)  # fmt: skip
+MIN_MEASURES = 3  # fewer full measures than this prove nothing
+MIN_SHARE = 0.5  # the length chosen must fit at least this share of the measures
+MIN_LEAD = 2  # ... and this many more measures than the signature read
+
+
+def measure_lengths(tokens: Sequence[str]) -> list[Fraction]:
+    """The length in quarter notes of each measure of one staff's tokens (its longest
+    voice), up to a time signature inside the line (a change of meter). Measures holding a
+    whole-measure rest or nothing say nothing about the meter and are left out."""
+    lengths: list[Fraction] = []
+    for k, measure in enumerate(tokens_to_score(list(tokens)).measures):
+        staff = measure.staves[0]
+        if k > 0 and staff.time is not None:
+            break
+        voices = [v for v in staff.voices if v]
+        if not voices or any(getattr(e, "duration", 0) is None for v in voices for e in v):
+            continue
+        lengths.append(max(voice_length(v, None) for v in voices))
+    return [x for x in lengths if x > 0]
+
+
+def beat_votes(tokens: Sequence[str]) -> tuple[int, int]:
+    """Among one staff's measures of three quarters, how many look compound (6/8: a note
+    starts at the second dotted-quarter beat, 1.5, and none at 2) and how many simple
+    (3/4: one starts at the third beat, 2, and none at 1.5). Note values alone cannot tell
+    the two apart; where the beats fall can."""
+    compound = simple = 0
+    for measure in tokens_to_score(list(tokens)).measures:
+        voices = measure.staves[0].voices
+        onsets, at = set(), Fraction(0)
+        for event in voices[0] if voices else []:
+            onsets.add(at)
+            at += event_length(event)
+        if at != 3:
+            continue
+        mid, third = Fraction(3, 2) in onsets, Fraction(2) in onsets
+        compound += mid and not third
+        simple += third and not mid
+    return compound, simple
+
+
+def _compound(time: str) -> bool:
+    num, _, den = time.partition("/")
+    return den == "8" and num in ("6", "9", "12")
+
+
+def choose_time(
+    read: Sequence[tuple[str, float]],
+    lengths: Sequence[Fraction],
+    times: Sequence[str],
+    beats: tuple[int, int] = (0, 0),
+) -> str | None:
+    """The time signature the measures call for, or None to keep what was read.
+
+    ``read`` holds each staff's signature as read, with its confidence; ``lengths`` the
+    lengths of the measures it governs (all staves together); ``times`` the signatures the
+    vocabulary can write. ``beats`` are the compound and simple votes of
+    :func:`beat_votes`: with more than twice as many of one (and two more), measures of
+    three quarters are 6/8 or 3/4, even where the signature read had the right length.
+    """
+    if not read or len(lengths) < MIN_MEASURES:
+        return None
+    counts = Counter(lengths)
+    best, fit = counts.most_common(1)[0]
+    if fit < MIN_SHARE * len(lengths):
+        return None
+    compound, simple = beats
+    kind = None
+    if best == 3 and max(compound, simple) >= 2 * min(compound, simple) + 2:
+        kind = compound > simple
+
+    def fits(t: str) -> bool:
+        return time_length(t) == best and (kind is None or _compound(t) == kind)
+
+    if all(fits(t) for t, _ in read):
+        return None  # what was read agrees with the measures
+    worst = min(counts.get(time_length(t), 0) for t, _ in read)
+    if fit < worst + MIN_LEAD and kind is None:
+        return None  # the measures do not clearly contradict it
+    same = [(c, t) for t, c in read if fits(t)]
+    if same:
+        return max(same)[1]
+    usual = [t for t in USUAL_TIMES if t in times and fits(t)]
+    if usual:
+        return usual[0]
+    fallback = [t for t in times if "/" in t and time_length(t) == best]
+    return min(fallback, key=lambda t: abs(int(t.split("/")[1]) - 4), default=None)

@@ -1,0 +1,58 @@
+"""The time signature checked against the measures it governs (inference/meter.py)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from omr_engine.inference.meter import beat_votes, choose_time, measure_lengths
+from omr_engine.notation.vocabulary import default_vocabulary
+
+TIMES = [default_vocabulary().info(i).value for i in range(len(default_vocabulary()))
+         if default_vocabulary().info(i).kind == "time"]  # fmt: skip
+
+
+def staff(*measures: str) -> list[str]:
+    """Tokens of one staff: a header, then measures of space-separated tokens."""
+    out = ["<clef:G2>", "<key:0>", "<time:6/8>"]
+    for m in measures:
+        out += m.split() + ["<barline>"]
+    return out
+
+
+HALVES = "<note:C5-half> <note:D5-half> <note:E5-half> <note:F5-half>"  # 4/2: 8 quarters
+
+
+def test_measure_lengths_skip_whole_measure_rests_and_stop_at_a_change_of_meter():
+    tokens = staff(HALVES, "<mrest>", HALVES, "<time:2/4> <note:C5-half>", HALVES)
+    assert measure_lengths(tokens) == [Fraction(8), Fraction(8)]
+
+
+def test_a_signature_the_measures_contradict_is_replaced():
+    lengths = [Fraction(8)] * 9 + [Fraction(4)]
+    # 6/8 was read on every staff: the measures hold 8 quarters, so 4/2 (the usual one).
+    assert choose_time([("6/8", 0.2), ("6/8", 0.3)], lengths, TIMES) == "4/2"
+    # One staff read a signature of the right length: it is the one taken, for all.
+    assert choose_time([("6/8", 0.2), ("8/4", 0.2)], lengths, TIMES) == "8/4"
+    # What the measures confirm is kept.
+    assert choose_time([("4/2", 0.2)], lengths, TIMES) is None
+
+
+def test_a_signature_is_kept_when_the_measures_do_not_clearly_say_otherwise():
+    assert choose_time([("3/4", 0.2)], [Fraction(2)] * 2, TIMES) is None  # too few
+    mixed = [Fraction(2)] * 4 + [Fraction(3)] * 3 + [Fraction(1)] * 3
+    assert choose_time([("3/4", 0.2)], mixed, TIMES) is None  # no length has half
+    close = [Fraction(2)] * 6 + [Fraction(3)] * 5
+    assert choose_time([("3/4", 0.2)], close, TIMES) is None  # 2/4 leads by one only
+
+
+def test_where_the_beats_fall_tells_six_eight_from_three_four():
+    quarters = staff(*["<note:C5-quarter> <note:D5-quarter> <note:E5-quarter>"] * 4)
+    jig = staff(*["<note:C5-quarter> <note:D5-eighth> <note:E5-quarter> <note:F5-eighth>"] * 4)
+    assert beat_votes(quarters) == (0, 4)
+    assert beat_votes(jig) == (4, 0)
+    three = [Fraction(3)] * 8
+    assert choose_time([("6/8", 0.2)], three, TIMES, beats=(0, 8)) == "3/4"
+    assert choose_time([("6/8", 0.2)], three, TIMES, beats=(8, 0)) is None
+    assert choose_time([("3/4", 0.2), ("6/8", 0.3)], three, TIMES, beats=(8, 1)) == "6/8"
+    # Few or mixed votes: what was read stands.
+    assert choose_time([("6/8", 0.2)], three, TIMES, beats=(1, 2)) is None

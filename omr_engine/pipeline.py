@@ -27,6 +27,7 @@ from .inference.measures import (
     add_read_barlines,
     drop_unread_barlines,
     fit_to_measures,
+    join_read_systems,
     split_pickup,
 )
 from .inference.meter import beat_votes, choose_time, measure_lengths
@@ -40,6 +41,7 @@ from .layout import (
     system_crop,
 )
 from .layout.structures import Box
+from .layout.systems import merge_systems
 from .notation.grammar import Diagnostic, Grammar, validate_score
 from .notation.score import (
     Measure,
@@ -285,6 +287,37 @@ class PagePipeline:
             rows[k] = [rows[k][o] if o >= 0 else None for o in origin]
         return boxes, ids, confs, rows
 
+    def _join_read_systems(
+        self,
+        systems: list[System],
+        crops: list[LayoutCrop],
+        owners: list[tuple[int, int]],
+        results: list[Result],
+    ) -> tuple[list[System], list[tuple[int, int]]]:
+        """Systems that the layout found apart but whose staves read the same barlines
+        (:func:`join_read_systems`) merged into one, and each crop's (system, staff)."""
+        barline = self.grammar.kinds("barline")
+        read: list[list[list[float]]] = [[[] for _ in s.staves] for s in systems]
+        for crop, r, (i, s) in zip(crops, results, owners, strict=True):
+            width = crop.image.shape[1]
+            marks = zip(r.ids, r.positions, strict=True)
+            read[i][s] = [crop.to_page(x * width, 0.0)[0] for t, x in marks if barline[t]]
+        staves = [[(st.x0, st.top, st.x1, st.bottom) for st in s.staves] for s in systems]
+        space = float(np.median([s.staff_space for s in systems]))
+        groups = join_read_systems(staves, read, space)
+        if len(groups) == len(systems):
+            return systems, owners
+        where = {}
+        for g, members in enumerate(groups):
+            offset = 0
+            for i in members:
+                where[i] = (g, offset)
+                offset += len(systems[i].staves)
+        merged = [
+            merge_systems([systems[i] for i in m]) if len(m) > 1 else systems[m[0]] for m in groups
+        ]
+        return merged, [(where[i][0], where[i][1] + s) for i, s in owners]
+
     def _fit_meter(self, systems: list[tuple[list[list[int]], list[list[float]]]]) -> None:
         """Replace, in place, a time signature that the page's measures contradict
         (:func:`~omr_engine.inference.meter.choose_time`): the first one read at a line's
@@ -376,7 +409,6 @@ class PagePipeline:
             yield PageResult(page.index, None, skipped=str(exc))
             return
         systems = layout.systems
-        staff_count = max(len(s.staves) for s in systems)
         # The page's crops are read together, in batches of BATCH whatever system they
         # belong to (a batch is what the runtime pads and runs at once); progress and
         # cancelling go batch by batch.
@@ -401,6 +433,9 @@ class PagePipeline:
             cancel.check()
             results += self._recognize(crops[start : start + self.BATCH])
         cancel.check()
+        if unit == "staff" and self.fit_measures and all(r.positions for r in results):
+            systems, owners = self._join_read_systems(systems, crops, owners, results)
+        staff_count = max(len(s.staves) for s in systems)
         measures: list[Measure] = []
         confidences: dict[str, float] = {}
         first_tokens: list[str] = []

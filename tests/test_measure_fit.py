@@ -157,3 +157,39 @@ def test_notes_read_before_an_opening_repeat_make_it_end_a_pickup():
     ]
     # No barline between the header and the first measure end: nothing to split.
     assert split_pickup(edges, [200.0, 300.0], pickup, 10.0, 0.0) == edges
+
+
+def test_systems_whose_staves_read_the_same_barlines_are_joined():
+    from omr_engine.inference.measures import join_read_systems
+
+    def staff(top: float, x0: float = 0.0) -> tuple[float, float, float, float]:
+        return (x0, top, 1000.0, top + 40.0)
+
+    # A system of two staves (gap 60), then a staff 60 below it and one 200 below that.
+    staves = [[staff(0), staff(100)], [staff(200, x0=300.0)], [staff(440)]]
+    bars = [250.0, 500.0, 750.0, 1000.0]
+    read = [[bars, bars], [bars[1:]], [bars]]
+    assert join_read_systems(staves, read, space=10.0) == [[0, 1], [2]]
+    # Barlines that do not line up: a separate system.
+    other = [[bars, bars], [[400.0, 620.0, 880.0]], [bars]]
+    assert join_read_systems(staves, other, 10.0) == [[0], [1], [2]]
+    # No system of several staves on the page: no gap to judge by.
+    assert join_read_systems([[staff(0)], [staff(60)]], [[bars], [bars]], 10.0) == [[0], [1]]
+
+
+def test_merged_systems_keep_every_staff_and_each_barline_once():
+    from omr_engine.layout import Staff, System
+    from omr_engine.layout.systems import merge_systems
+
+    def system(top: float, x0: float, ends: list[float]) -> System:
+        staff = Staff(top, top + 40.0, tuple(top + 10.0 * k for k in range(5)), x0, 1000.0, 10.0)
+        edges = [x0, *ends]
+        boxes = [(a, top, b, top + 40.0) for a, b in zip(edges, edges[1:], strict=False)]
+        return System([staff], (x0, top, 1000.0, top + 40.0), ends[:-1], boxes)
+
+    merged = merge_systems(
+        [system(0.0, 20.0, [300.0, 600.0, 1000.0]), system(100.0, 400.0, [603.0, 1000.0])]
+    )
+    assert len(merged.staves) == 2 and merged.box == (20.0, 0.0, 1000.0, 140.0)
+    assert [b[2] for b in merged.measure_boxes] == [300.0, 600.0, 1000.0]
+    assert merged.barlines_x == [300.0, 600.0]

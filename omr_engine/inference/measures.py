@@ -173,6 +173,62 @@ def split_pickup(
     return sorted([x, *edges])
 
 
+_READ_TOLERANCE = 2.0  # staff spaces between barline positions read as the same
+
+
+def join_read_systems(
+    staves: Sequence[Sequence[tuple[float, float, float, float]]],
+    staff_barlines: Sequence[Sequence[Sequence[float]]],
+    space: float,
+) -> list[list[int]]:
+    """Which neighbouring systems are one, by the barlines their staves read: groups of
+    system indices, top to bottom.
+
+    A system's bracket and barlines may wear away (a binarized scan breaks thin strokes),
+    so that the layout finds its staves as two systems. ``staves`` holds each system's
+    staves as ``(x0, top, x1, bottom)`` and ``staff_barlines`` the x of each barline each
+    of its staves read, all in page pixels. A system's barlines are those read within a
+    ``_READ_TOLERANCE`` staff spaces of each other on more than half of its staves (a CTC
+    frame is about a staff space wide, so a position read is no finer). Two neighbours are joined
+    when the gap between them is at most 1.15 times the widest gap between the staves of
+    a system of several staves on the page, and, where both have staff, at least two of
+    their barlines and at least 60% of the fewer agree as closely.
+    """
+    inner = [b[1] - a[3] for sys in staves for a, b in zip(sys, sys[1:], strict=False)]
+    groups = [[i] for i in range(len(staves))]
+    if not inner or len(staves) < 2:
+        return groups
+    widest = 1.15 * max(inner)
+
+    def consensus(i: int) -> list[float]:
+        reads = sorted((x, s) for s, xs in enumerate(staff_barlines[i]) for x in xs)
+        clusters: list[list[tuple[float, int]]] = []
+        for read in reads:
+            if clusters and read[0] - clusters[-1][-1][0] <= _READ_TOLERANCE * space:
+                clusters[-1].append(read)
+            else:
+                clusters.append([read])
+        need = len(staff_barlines[i]) // 2 + 1
+        return [
+            float(np.mean([x for x, _ in c])) for c in clusters if len({s for _, s in c}) >= need
+        ]
+
+    out = [groups[0]]
+    for i in range(1, len(staves)):
+        above = out[-1][-1]
+        gap = staves[i][0][1] - staves[above][-1][3]
+        lo = max(min(s[0] for s in staves[above]), min(s[0] for s in staves[i])) + space
+        hi = min(max(s[2] for s in staves[above]), max(s[2] for s in staves[i])) - space
+        a = [x for x in consensus(above) if lo <= x <= hi]
+        b = [x for x in consensus(i) if lo <= x <= hi]
+        matches = sum(any(abs(x - y) <= _READ_TOLERANCE * space for y in b) for x in a)
+        if gap <= widest and matches >= 2 and matches >= 0.6 * min(len(a), len(b)):
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
 def add_read_barlines(
     edges: Sequence[float],
     staff_barlines: Sequence[Sequence[tuple[float, float]]],
@@ -232,8 +288,8 @@ def drop_unread_barlines(
     ``start`` is the system's left edge; ``staff_barlines`` are the barlines each staff
     read, ``(x, confidence)``, in page pixels. An inner edge goes when no staff read a
     barline within a staff space of it, one of the two measures it ends or starts is less
-    than half the system's median measure width, and at least two other inner edges (all
-    the others) were read on more than half of the staves.
+    than half the system's median measure width, and at least two other inner edges (and
+    at least half of the others) were read on more than half of the staves.
     """
     inner = list(edges[:-1])
     if len(inner) < 3 or not staff_barlines:
@@ -253,6 +309,6 @@ def drop_unread_barlines(
         i for i, c in enumerate(counts) if c == 0 and min(widths[i], widths[i + 1]) < 0.5 * typical
     ]
     read = [i for i, c in enumerate(counts) if c >= need]
-    if not unread or len(read) < 2 or len(read) + len(unread) != len(inner):
+    if not unread or len(read) < 2 or 2 * len(read) < len(inner) - len(unread):
         return list(edges)
     return [x for i, x in enumerate(inner) if i not in unread] + [edges[-1]]

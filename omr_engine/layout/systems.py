@@ -26,7 +26,7 @@ import numpy as np
 from .ink import StaffMetrics
 from .structures import Box, Staff, System
 
-__all__ = ["build_system", "group_staves", "join_split_systems"]
+__all__ = ["build_system", "group_staves", "join_split_systems", "merge_systems"]
 
 _BRACE_REACH = 4.0  # staff spaces left of the staves where a brace or bracket may stand
 _CLEF_AREA = 2.5  # staff spaces after the system's left edge where no barline can be
@@ -119,6 +119,33 @@ def join_split_systems(
         else:
             out.append(system)
     return out
+
+
+def merge_systems(parts: list[System]) -> System:
+    """One system of ``parts`` (neighbours, top to bottom) found apart: their staves, the
+    box around them, and the barlines and measure ends of all (those within a staff space
+    of each other counted once). For systems whose joining ink wore away, found so by
+    what the staves read (``inference.measures.join_read_systems``)."""
+    space = float(np.mean([p.staff_space for p in parts]))
+    x0 = min(p.box[0] for p in parts)
+    x1 = max(p.box[2] for p in parts)
+    top, bottom = parts[0].box[1], parts[-1].box[3]
+
+    def union(xs: list[float]) -> list[float]:
+        out: list[float] = []
+        for x in sorted(xs):
+            if not out or x - out[-1] > space:
+                out.append(x)
+        return out
+
+    barlines = union([x for p in parts for x in p.barlines_x])
+    ends = [x for x in union([b[2] for p in parts for b in p.measure_boxes[:-1]]) if x < x1 - space]
+    edges = [x0, *ends, x1]
+    boxes: list[Box] = [(a, top, b, bottom) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    staves = [staff for p in parts for staff in p.staves]
+    return System(
+        staves=staves, box=(x0, top, x1, bottom), barlines_x=barlines, measure_boxes=boxes
+    )
 
 
 def _same_barlines(a: System, b: System, space: float) -> bool:

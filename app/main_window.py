@@ -109,7 +109,7 @@ class MainWindow(QMainWindow):
 
         self.scan_view = ScanView(self.document, settings)
         self.score_view = ScoreView(self.document, settings, self.engrave_runner)
-        self.page_strip = PageStrip(self.document)
+        self.page_strip = PageStrip(self.document, settings)
         self.issues_panel = IssuesPanel(self.document, settings)
         self.measure_editor = MeasureEditor(self.document)
         self._build_layout()

@@ -1,5 +1,6 @@
 """The strip of page thumbnails, each saying where its page stands: not read, waiting,
-reading (with its progress), failed, n issues, or clean. Choosing one shows that page."""
+reading (with its progress), failed, n issues, n to check (measures read with low
+confidence, when those are shown), or clean. Choosing one shows that page."""
 
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ from PySide6.QtWidgets import QAbstractItemView, QListView, QListWidget, QListWi
 from . import palette
 from .document import Document, PageState
 from .scan_view import gray_pixmap
+from .settings import CONFIDENCE_THRESHOLD, SHOW_LOW_CONFIDENCE, Settings
 
 THUMB_WIDTH = 110
 
 
-def page_status(document: Document, index: int) -> tuple[str, object]:
-    """What the strip says about a page, and in which colour."""
+def page_status(
+    document: Document, index: int, threshold: float | None = None
+) -> tuple[str, object]:
+    """What the strip says about a page, and in which colour. With a ``threshold``, a
+    page whose measures are all valid but some read with a confidence below it has
+    measures to check, not a clean bill."""
     page = document.page(index)
     if page.state == PageState.READING:
         done, total, _ = page.progress
@@ -32,14 +38,22 @@ def page_status(document: Document, index: int) -> tuple[str, object]:
     issues = page.issue_count
     if issues:
         return (f"{issues} issue" + ("s" if issues > 1 else "")), palette.INVALID
+    if threshold is not None:
+        ids = {m.id for m in page.score.measures}
+        low = sum(1 for mid, c in page.confidences.items() if mid in ids and c < threshold)
+        if low:
+            return f"{low} to check", palette.LOW_CONFIDENCE
     return "clean", palette.CLEAN
 
 
 class PageStrip(QListWidget):
-    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, document: Document, settings: Settings | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("pageStrip")
         self.document = document
+        self.settings = settings
         self.setViewMode(QListView.ViewMode.IconMode)
         self.setFlow(QListView.Flow.TopToBottom)
         self.setWrapping(False)
@@ -57,6 +71,19 @@ class PageStrip(QListWidget):
         document.page_state_changed.connect(self.update_page)
         document.current_page_changed.connect(self._on_current_page)
         self.currentRowChanged.connect(self._on_row_changed)
+        if settings is not None:
+            settings.changed.connect(self._on_setting_changed)
+
+    def _on_setting_changed(self, key: str) -> None:
+        if key in (SHOW_LOW_CONFIDENCE.key, CONFIDENCE_THRESHOLD.key):
+            for index in range(self.count()):
+                self.update_page(index)
+
+    def threshold(self) -> float | None:
+        """The confidence under which a measure is to check, when those are shown."""
+        if self.settings is not None and self.settings.get(SHOW_LOW_CONFIDENCE):
+            return self.settings.get(CONFIDENCE_THRESHOLD)
+        return None
 
     def _on_page_added(self, index: int) -> None:
         page = self.document.page(index)
@@ -75,7 +102,7 @@ class PageStrip(QListWidget):
         item = self.item(index)
         if item is None:
             return
-        text, color = page_status(self.document, index)
+        text, color = page_status(self.document, index, self.threshold())
         item.setText(f"Page {index + 1}\n{text}")
         item.setForeground(color)
         item.setToolTip(self.document.page(index).error or f"Page {index + 1}: {text}")

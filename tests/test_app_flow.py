@@ -170,6 +170,14 @@ def test_low_confidence_highlighting_is_on_by_default_and_optional(qtbot, settin
     assert fill_color(window.scan_view.boxes[low_id]) == palette.LOW_CONFIDENCE.getRgb()[:3]
     qtbot.waitUntil(lambda: window.issues_panel.tree.topLevelItemCount() == 2)
     assert "low confidence" in window.issues_panel.tree.topLevelItem(1).text(3)
+    # With the invalid measure fixed, the page has a measure to check, not a clean bill.
+    window.scan_view.setFocus()
+    QTest.keyClick(window, Qt.Key.Key_F8)
+    QTest.keyClick(window.scan_view, Qt.Key.Key_5)
+    assert doc.page(0).diagnostics == []
+    assert window.page_strip.item(0).text() == "Page 1\n1 to check"
+    window.low_confidence_action.trigger()
+    assert window.page_strip.item(0).text() == "Page 1\nclean"
 
 
 def test_selecting_on_one_side_selects_on_the_other(qtbot, settings, tmp_path):

@@ -57,7 +57,7 @@ EVAL_EVERY=${EVAL_EVERY:-1000}
 EVAL_S=${EVAL_S:-15}                 # guess: one validation (greedy decoding of VAL_COUNT crops)
 CKPT_EVERY=${CKPT_EVERY:-100}        # a segment cut off by timeout loses at most this many steps
 LOADER_WORKERS_1=${LOADER_WORKERS_1:-2}  # data loader processes while the build runs
-LOADER_WORKERS_2=${LOADER_WORKERS_2:-12} # ... and after it is stopped (8 gave 1,950 samples/s on the H200: loader-bound)
+LOADER_WORKERS_2=${LOADER_WORKERS_2:-12} # ... after it is stopped (8 gave 1,950 samples/s on the H200; loaders or GPU as the bound: not measured)
 STARTUP_S=${STARTUP_S:-30}           # a trainer start (imports, grammar table, val set, CUDA)
 SEG2_SPEEDUP=${SEG2_SPEEDUP:-3}      # segment 2 vs segment 1 samples/s: on the H200 (seed 2611)
                                      # 490/s with 2 loaders beside the build, 1,950/s with 8 after

@@ -119,6 +119,8 @@ def test_a_barline_read_on_most_staves_is_added_to_the_layouts():
     # A lone staff needs the model to be sure.
     assert add_read_barlines(edges, [[(200.0, 0.95)]], 10.0, 0.0) == [100.0, 200.0, 300.0]
     assert add_read_barlines(edges, [[(200.0, 0.6)]], 10.0, 0.0) == edges
+    # A closing repeat sign is read at its dots, short of the system's end: not a measure.
+    assert add_read_barlines(edges, [[(275.0, 0.99)]] * 3, 10.0, 0.0) == edges
 
 
 def test_a_stroke_no_staff_read_as_a_barline_is_dropped_from_the_layouts():

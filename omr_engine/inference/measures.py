@@ -174,6 +174,7 @@ def split_pickup(
 
 
 _READ_TOLERANCE = 2.0  # staff spaces between barline positions read as the same
+_CLOSING = 3.0  # staff spaces before a system's end where a barline read is its closing one
 
 
 def join_read_systems(
@@ -245,7 +246,9 @@ def add_read_barlines(
     barline that the layout's stroke test misses is still read by the model on most
     staves: a barline read at the same place (within a staff space) on more than half of
     the system's staves (on a lone staff, read with ``min_confidence``), and at least two
-    spaces from every measure end already known and from the system's ends, is added.
+    spaces from every measure end already known and from the system's start, and three
+    from its end (a closing repeat sign is read at its dots, two spaces before its thick
+    line), is added.
     """
     if not edges or not staff_barlines:
         return list(edges)
@@ -269,7 +272,9 @@ def add_read_barlines(
         if len({s for _, s, _ in group}) < need:
             continue
         x = float(sum(r[0] for r in group) / len(group))
-        if x <= start + 2.5 * space or min(abs(x - k) for k in known) < 2.0 * space:
+        if x <= start + 2.5 * space or x >= edges[-1] - _CLOSING * space:
+            continue  # the header, or the closing barline read at its dots (a repeat sign)
+        if min(abs(x - k) for k in known) < 2.0 * space:
             continue
         out.append(x)
         known.append(x)

@@ -244,11 +244,11 @@ def add_read_barlines(
     right end) and ``start`` its left edge; ``staff_barlines`` holds, per staff, the
     ``(x, confidence)`` of each barline token the model read; all in page pixels. A worn
     barline that the layout's stroke test misses is still read by the model on most
-    staves: a barline read at the same place (within a staff space) on more than half of
-    the system's staves (on a lone staff, read with ``min_confidence``), and at least two
-    spaces from every measure end already known and from the system's start, and three
-    from its end (a closing repeat sign is read at its dots, two spaces before its thick
-    line), is added.
+    staves: a barline read at the same place (within ``_READ_TOLERANCE`` spaces) on more
+    than half of the system's staves (on a lone staff, read with ``min_confidence``), and
+    at least two spaces from every measure end already known and from the system's start,
+    and three from its end (a closing repeat sign is read at its dots, two spaces before
+    its thick line), is added.
     """
     if not edges or not staff_barlines:
         return list(edges)
@@ -262,7 +262,7 @@ def add_read_barlines(
     )
     groups: list[list[tuple[float, int, float]]] = []
     for read in reads:
-        if groups and read[0] - groups[-1][-1][0] <= space:
+        if groups and read[0] - groups[-1][-1][0] <= _READ_TOLERANCE * space:
             groups[-1].append(read)
         else:
             groups.append([read])

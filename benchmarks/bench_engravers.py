@@ -189,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--beam", type=int, help="beam width (default: the pipeline's)")
     parser.add_argument(
-        "--mend", action="store_true", help="mend note values (omr_engine.inference.durations)"
+        "--no-mend",
+        action="store_true",
+        help="do not mend note values (omr_engine.inference.durations)",
     )
     args = parser.parse_args(argv)
     cv2.setNumThreads(args.threads)
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             beam=args.beam,
             fit_measures=not args.no_fit,
-            mend_durations=args.mend,
+            mend_durations=not args.no_mend,
         )
     ids = TokenIds()
     rows = []

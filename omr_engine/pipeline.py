@@ -204,7 +204,7 @@ class PagePipeline:
         constrained: bool = True,
         recognizer=None,
         fit_measures: bool = True,
-        mend_durations: bool = False,
+        mend_durations: bool = True,
         fit_meter: bool = True,
     ) -> None:
         if recognizer is None:

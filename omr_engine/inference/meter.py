@@ -7,9 +7,10 @@ piece. The notes themselves say what it must be: most measures of a piece are fu
 their summed note values give the measure length. Here the length that most of the page's
 measures have is found; when the signature read gives a different length and clearly fewer
 of the measures fit it, the signature is replaced by one of that length: the one the
-model read on some staff if any (it may tell 3/4 from 6/8, the notes cannot), else the
-most usual one. The note values are trusted over the digits because there are many of
-them: a page of 10 measures on 4 staves has 40 witnesses.
+model read on some staff if any, else the most usual one. 6/8 and 3/4 have the same
+length; where the notes start within the measure tells them apart (:func:`beat_votes`).
+The note values are trusted over the digits because there are many of them: a page of
+10 measures on 4 staves has 40 witnesses.
 """
 
 from __future__ import annotations

@@ -414,6 +414,10 @@ class Document(QObject):
     def issue_count(self) -> int:
         return sum(p.issue_count for p in self.pages)
 
+    def invalid_measure_count(self) -> int:
+        """Measures the grammar flags, each once however many problems it has."""
+        return sum(len({d.measure_id or d.measure for d in p.diagnostics}) for p in self.pages)
+
     # ------------------------------------------------------------ selection
 
     def set_selection(self, selection: Selection | None) -> None:

@@ -81,7 +81,12 @@ class IssuesPanel(QWidget):
             self.tree.addTopLevelItem(item)
         invalid = sum(1 for i in self.issues if i.kind == "invalid")
         low = len(self.issues) - invalid
-        text = f"{invalid} invalid" if invalid else "No invalid measures"
+        measures = len({(i.page, i.measure_id) for i in self.issues if i.kind == "invalid"})
+        text = f"{measures} invalid measure{'s' if measures > 1 else ''}"
+        if invalid > measures:
+            text += f" ({invalid} problems)"
+        if not invalid:
+            text = "No invalid measures"
         if self.threshold() is not None:
             text += f", {low} low-confidence"
         self.summary.setText(text)

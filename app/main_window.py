@@ -481,7 +481,7 @@ class MainWindow(QMainWindow):
             self.issue_label.setText("No page read")
             self.issue_label.setStyleSheet(f"color: {palette.MUTED.name()}")
             return
-        count = self.document.issue_count()
+        count = self.document.invalid_measure_count()
         if count:
             self.issue_label.setText(f"{count} invalid measure{'s' if count > 1 else ''}")
             self.issue_label.setStyleSheet(f"color: {palette.INVALID.name()}; font-weight: bold")

@@ -244,3 +244,21 @@ def test_nothing_to_export_says_so(qtbot, tmp_path):
     window.exporter.failed.connect(errors.append)
     window.exporter.export(tmp_path / "x.musicxml")
     assert errors == ["no page has been read yet: there is nothing to export"]
+
+
+def test_a_measure_with_several_problems_counts_once_as_invalid(qtbot):
+    import numpy as np
+
+    from app.document import DocPage
+    from omr_engine.notation.grammar import Diagnostic
+
+    doc = Document(fake_engine(FakeRecognizer()))
+    page = DocPage(0, np.full((10, 10), 255, np.uint8), 150.0, "page.png")
+    page.diagnostics = [
+        Diagnostic(7, "tie between different pitches", 1, "m8"),
+        Diagnostic(7, "the staves of this measure differ in length", None, "m8"),
+        Diagnostic(2, "a quarter too long", 0, "m3"),
+    ]
+    doc.pages = [page]
+    assert doc.invalid_measure_count() == 2
+    assert doc.issue_count() == 3  # the page strip's issues: one per measure and staff

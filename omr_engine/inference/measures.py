@@ -37,6 +37,22 @@ __all__ = [
 
 DISAGREEMENT_CONFIDENCE = 0.5
 BARLINE = "<barline>"
+_READ_TOLERANCE = 2.0  # staff spaces between barline positions read as the same
+_CLOSING = 3.0  # staff spaces before a system's end where a barline read is its closing one
+
+
+def _read_on_most(staff_xs: Sequence[Sequence[float]], space: float) -> list[float]:
+    """The barlines read on more than half of the staves: positions (one list per staff)
+    chained within ``_READ_TOLERANCE`` staff spaces make one barline, at their mean."""
+    reads = sorted((x, s) for s, xs in enumerate(staff_xs) for x in xs)
+    groups: list[list[tuple[float, int]]] = []
+    for read in reads:
+        if groups and read[0] - groups[-1][-1][0] <= _READ_TOLERANCE * space:
+            groups[-1].append(read)
+        else:
+            groups.append([read])
+    need = len(staff_xs) // 2 + 1
+    return [float(np.mean([x for x, _ in g])) for g in groups if len({s for _, s in g}) >= need]
 
 
 def _match(
@@ -173,10 +189,6 @@ def split_pickup(
     return sorted([x, *edges])
 
 
-_READ_TOLERANCE = 2.0  # staff spaces between barline positions read as the same
-_CLOSING = 3.0  # staff spaces before a system's end where a barline read is its closing one
-
-
 def join_read_systems(
     staves: Sequence[Sequence[tuple[float, float, float, float]]],
     staff_barlines: Sequence[Sequence[Sequence[float]]],
@@ -202,27 +214,14 @@ def join_read_systems(
         return groups
     widest = 1.15 * max(inner)
 
-    def consensus(i: int) -> list[float]:
-        reads = sorted((x, s) for s, xs in enumerate(staff_barlines[i]) for x in xs)
-        clusters: list[list[tuple[float, int]]] = []
-        for read in reads:
-            if clusters and read[0] - clusters[-1][-1][0] <= _READ_TOLERANCE * space:
-                clusters[-1].append(read)
-            else:
-                clusters.append([read])
-        need = len(staff_barlines[i]) // 2 + 1
-        return [
-            float(np.mean([x for x, _ in c])) for c in clusters if len({s for _, s in c}) >= need
-        ]
-
     out = [groups[0]]
     for i in range(1, len(staves)):
         above = out[-1][-1]
         gap = staves[i][0][1] - staves[above][-1][3]
         lo = max(min(s[0] for s in staves[above]), min(s[0] for s in staves[i])) + space
         hi = min(max(s[2] for s in staves[above]), max(s[2] for s in staves[i])) - space
-        a = [x for x in consensus(above) if lo <= x <= hi]
-        b = [x for x in consensus(i) if lo <= x <= hi]
+        a = [x for x in _read_on_most(staff_barlines[above], space) if lo <= x <= hi]
+        b = [x for x in _read_on_most(staff_barlines[i], space) if lo <= x <= hi]
         matches = sum(any(abs(x - y) <= _READ_TOLERANCE * space for y in b) for x in a)
         if gap <= widest and matches >= 2 and max(len(a), len(b)) - matches <= 1:
             out[-1].append(i)
@@ -252,26 +251,11 @@ def add_read_barlines(
     """
     if not edges or not staff_barlines:
         return list(edges)
-    staves = len(staff_barlines)
-    need = staves // 2 + 1
-    reads = sorted(
-        (x, s, c)
-        for s, bars in enumerate(staff_barlines)
-        for x, c in bars
-        if staves > 1 or c >= min_confidence
-    )
-    groups: list[list[tuple[float, int, float]]] = []
-    for read in reads:
-        if groups and read[0] - groups[-1][-1][0] <= _READ_TOLERANCE * space:
-            groups[-1].append(read)
-        else:
-            groups.append([read])
+    lone = len(staff_barlines) == 1
+    staff_xs = [[x for x, c in bars if not lone or c >= min_confidence] for bars in staff_barlines]
     out = list(edges)
     known = [start, *edges]
-    for group in groups:
-        if len({s for _, s, _ in group}) < need:
-            continue
-        x = float(sum(r[0] for r in group) / len(group))
+    for x in _read_on_most(staff_xs, space):
         if x <= start + 2.5 * space or x >= edges[-1] - _CLOSING * space:
             continue  # the header, or the closing barline read at its dots (a repeat sign)
         if min(abs(x - k) for k in known) < 2.0 * space:

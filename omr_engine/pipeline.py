@@ -184,6 +184,12 @@ def _source_box(layout: PageLayout, box: tuple[float, float, float, float]) -> t
     return (min(xs), min(ys), max(xs), max(ys))
 
 
+def _page_xs(crop: LayoutCrop, result: Result) -> list[float]:
+    """Where along the page (x in page pixels) each of a crop's tokens was read."""
+    width = crop.image.shape[1]
+    return [crop.to_page(x * width, 0.0)[0] for x in result.positions]
+
+
 def _even_boxes(box: tuple[float, float, float, float], count: int) -> list[tuple]:
     x0, y0, x1, y1 = box
     step = (x1 - x0) / max(count, 1)
@@ -258,8 +264,7 @@ class PagePipeline:
         event = self.grammar.kinds("note", "rest")
         read, events = [], []
         for crop, r in zip(crops, results, strict=True):
-            width = crop.image.shape[1]
-            at = [crop.to_page(x * width, 0.0)[0] for x in r.positions]
+            at = _page_xs(crop, r)
             marks = zip(r.ids, at, r.token_confidences, strict=True)
             read.append([(x, c) for t, x, c in marks if barline[t]])
             events.append([x for t, x in zip(r.ids, at, strict=True) if event[t]])
@@ -299,9 +304,8 @@ class PagePipeline:
         barline = self.grammar.kinds("barline")
         read: list[list[list[float]]] = [[[] for _ in s.staves] for s in systems]
         for crop, r, (i, s) in zip(crops, results, owners, strict=True):
-            width = crop.image.shape[1]
-            marks = zip(r.ids, r.positions, strict=True)
-            read[i][s] = [crop.to_page(x * width, 0.0)[0] for t, x in marks if barline[t]]
+            marks = zip(r.ids, _page_xs(crop, r), strict=True)
+            read[i][s] = [x for t, x in marks if barline[t]]
         staves = [[(st.x0, st.top, st.x1, st.bottom) for st in s.staves] for s in systems]
         space = float(np.median([s.staff_space for s in systems]))
         groups = join_read_systems(staves, read, space)
@@ -344,9 +348,9 @@ class PagePipeline:
             if i > first and any(heads[i]):
                 break  # a new signature at this line's start
             for staff in systems[i][0]:
-                tokens = self.vocab.decode(staff)
-                lengths += measure_lengths(tokens)
-                c, p = beat_votes(tokens)
+                score = tokens_to_score(self.vocab.decode(staff))
+                lengths += measure_lengths(score)
+                c, p = beat_votes(score)
                 compound, simple = compound + c, simple + p
         ids, confs = systems[first]
         read = [

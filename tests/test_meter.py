@@ -5,26 +5,28 @@ from __future__ import annotations
 from fractions import Fraction
 
 from omr_engine.inference.meter import beat_votes, choose_time, measure_lengths
+from omr_engine.notation.tokens import tokens_to_score
 from omr_engine.notation.vocabulary import default_vocabulary
 
 TIMES = [default_vocabulary().info(i).value for i in range(len(default_vocabulary()))
          if default_vocabulary().info(i).kind == "time"]  # fmt: skip
 
 
-def staff(*measures: str) -> list[str]:
-    """Tokens of one staff: a header, then measures of space-separated tokens."""
+def staff(*measures: str):
+    """One staff's line read from tokens: a header, then measures of space-separated
+    tokens."""
     out = ["<clef:G2>", "<key:0>", "<time:6/8>"]
     for m in measures:
         out += m.split() + ["<barline>"]
-    return out
+    return tokens_to_score(out)
 
 
 HALVES = "<note:C5-half> <note:D5-half> <note:E5-half> <note:F5-half>"  # 4/2: 8 quarters
 
 
 def test_measure_lengths_skip_whole_measure_rests_and_stop_at_a_change_of_meter():
-    tokens = staff(HALVES, "<mrest>", HALVES, "<time:2/4> <note:C5-half>", HALVES)
-    assert measure_lengths(tokens) == [Fraction(8), Fraction(8)]
+    line = staff(HALVES, "<mrest>", HALVES, "<time:2/4> <note:C5-half>", HALVES)
+    assert measure_lengths(line) == [Fraction(8), Fraction(8)]
 
 
 def test_a_signature_the_measures_contradict_is_replaced():

@@ -19,9 +19,8 @@ from collections import Counter
 from collections.abc import Sequence
 from fractions import Fraction
 
-from ..notation.score import event_length, voice_length
+from ..notation.score import Score, event_length, voice_length
 from ..notation.symbols import time_length
-from ..notation.tokens import tokens_to_score
 
 __all__ = ["USUAL_TIMES", "beat_votes", "choose_time", "measure_lengths"]
 
@@ -34,12 +33,12 @@ MIN_SHARE = 0.5  # the length chosen must fit at least this share of the measure
 MIN_LEAD = 2  # ... and this many more measures than the signature read
 
 
-def measure_lengths(tokens: Sequence[str]) -> list[Fraction]:
-    """The length in quarter notes of each measure of one staff's tokens (its longest
+def measure_lengths(staff: Score) -> list[Fraction]:
+    """The length in quarter notes of each measure of one staff's line (its longest
     voice), up to a time signature inside the line (a change of meter). Measures holding a
     whole-measure rest or nothing say nothing about the meter and are left out."""
     lengths: list[Fraction] = []
-    for k, measure in enumerate(tokens_to_score(list(tokens)).measures):
+    for k, measure in enumerate(staff.measures):
         staff = measure.staves[0]
         if k > 0 and staff.time is not None:
             break
@@ -50,13 +49,13 @@ def measure_lengths(tokens: Sequence[str]) -> list[Fraction]:
     return [x for x in lengths if x > 0]
 
 
-def beat_votes(tokens: Sequence[str]) -> tuple[int, int]:
+def beat_votes(staff: Score) -> tuple[int, int]:
     """Among one staff's measures of three quarters, how many look compound (6/8: a note
     starts at the second dotted-quarter beat, 1.5, and none at 2) and how many simple
     (3/4: one starts at the third beat, 2, and none at 1.5). Note values alone cannot tell
     the two apart; where the beats fall can."""
     compound = simple = 0
-    for measure in tokens_to_score(list(tokens)).measures:
+    for measure in staff.measures:
         voices = measure.staves[0].voices
         onsets, at = set(), Fraction(0)
         for event in voices[0] if voices else []:

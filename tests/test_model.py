@@ -348,7 +348,9 @@ def test_init_from_and_curriculum(tmp_path):
     assert WithCurriculum.seen[:3] == [0.0, 0.1, 0.2]
 
 
-def test_a_batch_with_a_non_finite_loss_is_skipped_not_learned(tmp_path, monkeypatch, capsys):
+def poison_losses(monkeypatch, value: float, batches: set[int] | None = None) -> dict:
+    """Make train's loss ``value`` (NaN or inf) on the given batches (1-based; all when
+    None), as one bad crop can; returns the count of batches seen."""
     import omr_engine.model.train as train_module
 
     calls = {"n": 0}
@@ -357,21 +359,23 @@ def test_a_batch_with_a_non_finite_loss_is_skipped_not_learned(tmp_path, monkeyp
     def poisoned(*args, **kwargs):
         out = real(*args, **kwargs)
         calls["n"] += 1
-        if calls["n"] == 2:  # the second batch: a NaN, as one bad crop can give
-            return dataclasses.replace(out, total=out.total * float("nan"))
+        if batches is None or calls["n"] in batches:
+            return dataclasses.replace(out, total=out.total * value)
         return out
 
     monkeypatch.setattr(train_module, "compute_loss", poisoned)
-    r = train(
-        ModelConfig.preset("tiny"),
-        BlocksDataset(16),
-        None,
-        tmp_path,
-        vocab=ToyVocab(),
-        steps=3,
-        eval_every=10,
-        **FAST,
+    return calls
+
+
+def train_tiny(tmp_path, **kw):
+    return train(
+        ModelConfig.preset("tiny"), BlocksDataset(16), None, tmp_path, vocab=ToyVocab(), **kw
     )
+
+
+def test_a_batch_with_a_non_finite_loss_is_skipped_not_learned(tmp_path, monkeypatch, capsys):
+    calls = poison_losses(monkeypatch, float("nan"), batches={2})
+    r = train_tiny(tmp_path, steps=3, eval_every=10, **FAST)
     assert r.step == 3 and calls["n"] == 4  # three updates, one batch skipped
     assert "update skipped" in capsys.readouterr().err
     weights = load_checkpoint(tmp_path / "last.pt")["model"]
@@ -379,28 +383,9 @@ def test_a_batch_with_a_non_finite_loss_is_skipped_not_learned(tmp_path, monkeyp
 
 
 def test_training_stops_when_every_batch_is_non_finite(tmp_path, monkeypatch):
-    import omr_engine.model.train as train_module
-
-    real = train_module.compute_loss
-    monkeypatch.setattr(
-        train_module,
-        "compute_loss",
-        lambda *a, **k: (lambda o: dataclasses.replace(o, total=o.total * float("inf")))(
-            real(*a, **k)
-        ),
-    )
+    poison_losses(monkeypatch, float("inf"))
     with pytest.raises(FloatingPointError, match="not finite"):
-        train(
-            ModelConfig.preset("tiny"),
-            BlocksDataset(16),
-            None,
-            tmp_path,
-            vocab=ToyVocab(),
-            steps=30,
-            eval_every=100,
-            max_bad_steps=4,
-            **FAST,
-        )
+        train_tiny(tmp_path, steps=30, eval_every=100, max_bad_steps=4, **FAST)
 
 
 @pytest.mark.slow

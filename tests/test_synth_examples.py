@@ -166,6 +166,26 @@ def test_original_musicxml_of_a_corpus_piece_is_used_when_it_matches(corpus_path
         _check_reengraving(ex, piece.original, piece.score.staff_count)
 
 
+def test_original_musicxml_made_in_place_is_music21s_export(corpus_path):
+    """The build exports a corpus piece's MusicXML without music21's deep copy; the
+    document must be the one music21's exporter gives (its random part ids apart)."""
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
+    from omr_engine.notation.music21_io import load_music21
+    from omr_engine.synth.sources import _musicxml_in_place, corpus_root
+
+    path = corpus_root() / "bach/bwv66.6.mxl"
+
+    def plain(xml: str) -> str:
+        xml = re.sub(r"<encoding-date>.*?</encoding-date>", "", xml)
+        return re.sub(r'id="[PI][0-9a-f]+"', "", xml)
+
+    expected = GeneralObjectExporter(load_music21(path)).parse().decode("utf-8")
+    ours = _musicxml_in_place(load_music21(path))
+    assert "<fermata" in ours and "<note" in ours
+    assert plain(ours) == plain(expected)
+
+
 def test_every_example_passes_the_grammar_in_its_context():
     grammar = Grammar()
     for seed in (2, 5, 8):

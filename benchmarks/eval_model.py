@@ -12,12 +12,17 @@ grammar-constrained decoding, and the script reports:
   is what ``synth --strength-max 0`` builds);
 - grammar violations: the share of decoded measures the grammar flags, for the model's
   output and, as a baseline, for the reference tokens of the same crops (a line cut out of
-  a piece may legally start or end short, so the reference rate is not 0);
+  a piece may legally start or end short, so the reference rate is not 0), each line read
+  with the clef, key and time signature in force where it starts (from its piece: a line
+  after the first prints no time signature, and the page pipeline carries it over);
 - OMR-NED (musicdiff, on MusicXML made from the tokens) for the first ``--musicdiff`` crops;
 - with the CTC decoder, "fitted": the constrained reading cut into the crop's own measure
   boxes (``omr_engine.inference.measures.fit_to_measures``), which is what the page
   pipeline does with the boxes the layout finds; here the boxes are the engraver's, so
   it is the pipeline with a perfect layout;
+- "mended": the fitted reading with its over- and under-full measures mended from the
+  model's second choices (``omr_engine.inference.durations.repair_durations``) against the
+  time signature in force, the last step the page pipeline takes on a staff;
 - milliseconds per crop (batch of 8, this machine's threads).
 """
 
@@ -31,12 +36,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from omr_engine.inference.durations import repair_durations
 from omr_engine.inference.measures import fit_to_measures
 from omr_engine.inference.session import Recognizer
 from omr_engine.model.metrics import edit_distance
 from omr_engine.notation.grammar import Grammar
+from omr_engine.notation.score import StaffContext
 from omr_engine.notation.vocabulary import default_vocabulary
 from omr_engine.synth.dataset import read_examples
+from omr_engine.synth.sources import PieceError, PieceStore
 
 
 def bucket(strength: float) -> str:
@@ -51,12 +59,26 @@ def font_group(font: str) -> str:
     return "Petaluma" if font == "Petaluma" else "others"
 
 
-def flagged_measures(grammar: Grammar, ids: list[int], vocab: Any) -> tuple[int, int]:
-    """(measures the grammar flags, measures) in one decoded line."""
+def flagged_measures(
+    grammar: Grammar, ids: list[int], vocab: Any, context: StaffContext | None = None
+) -> tuple[int, int]:
+    """(measures the grammar flags, measures) in one decoded line, read with the clef, key
+    and time in force at its start (`context`) when known."""
     tokens = vocab.decode(ids)
     measures = max(1, sum(t.startswith("<barline") for t in tokens))
-    diagnostics = grammar.validate_tokens(tokens, piece_start=False)
+    contexts = [context] if context is not None else None
+    diagnostics = grammar.validate_tokens(tokens, contexts, piece_start=False)
     return len({d.measure for d in diagnostics}), measures
+
+
+def context_in_force(store: PieceStore, meta: dict[str, Any]) -> StaffContext | None:
+    """The clef, key and time in force where a crop's line starts, from its piece (a line
+    after the first prints no time signature; the page pipeline carries it over)."""
+    try:
+        score = store.get(meta["piece"]).score
+        return score.contexts_before(meta["measures"][0])[meta["staff"]]
+    except (PieceError, KeyError, IndexError):
+        return None
 
 
 def musicdiff_ned(ref_tokens: list[str], hyp_tokens: list[str]) -> float | None:
@@ -81,6 +103,7 @@ def evaluate(
     vocab = default_vocabulary()
     grammar = Grammar(vocab)
     rec = Recognizer(model_dir, device="cpu", num_threads=threads)
+    store = PieceStore(memory=64)
     rows: list[dict[str, Any]] = []
     crops_seconds = 0.0
     for data in datasets:
@@ -94,13 +117,32 @@ def evaluate(
         free = rec.recognize(images, beam=beam, batch_size=8, decoder=decoder)
         crops_seconds += time.perf_counter() - t0
         constrained = rec.recognize(
-            images, grammar_factory=grammar.start, beam=beam, batch_size=8, decoder=decoder
+            images,
+            grammar_factory=grammar.start,
+            beam=beam,
+            batch_size=8,
+            decoder=decoder,
+            token_logp=True,
         )
         for (image, tokens, meta), f, c in zip(examples, free, constrained, strict=True):
             ref = vocab.encode(tokens)
             width = image.shape[1]
             spans = [(b[0] / width, b[2] / width) for b in meta.get("measure_boxes") or []]
-            fitted, _, _ = fit_to_measures(c.ids, c.token_confidences, c.positions, spans, vocab)
+            fitted, confs, origin = fit_to_measures(
+                c.ids, c.token_confidences, c.positions, spans, vocab
+            )
+            context = context_in_force(store, meta)
+            mended = list(fitted)
+            logp = c.meta.get("token_logp")
+            if logp is not None:
+                mended, _, _ = repair_durations(
+                    fitted,
+                    confs,
+                    [logp[o] if o >= 0 else None for o in origin],
+                    vocab,
+                    time=context.time if context is not None else None,
+                    piece_start=meta["measures"][0] == 0,
+                )
             rows.append(
                 {
                     "dataset": str(data),
@@ -108,9 +150,11 @@ def evaluate(
                     "font": meta["style"]["font"],
                     "strength": float(meta["strength"]),
                     "ref": ref,
+                    "context": context,
                     "free": list(f.ids),
                     "constrained": list(c.ids),
                     "fitted": list(fitted),
+                    "mended": list(mended),
                 }
             )
     n = len(rows)
@@ -131,17 +175,18 @@ def evaluate(
             "ser_free": round(ser(sel, "free"), 4),
             "ser_constrained": round(ser(sel, "constrained"), 4),
             "ser_fitted": round(ser(sel, "fitted"), 4),
+            "ser_mended": round(ser(sel, "mended"), 4),
         }
         for name, sel in sorted(groups.items())
     }
     violations = {}
-    for key in ("ref", "free", "constrained", "fitted"):
+    for key in ("ref", "free", "constrained", "fitted", "mended"):
         bad = total = 0
         for r in rows:
-            b, m = flagged_measures(grammar, r[key], vocab)
+            b, m = flagged_measures(grammar, r[key], vocab, r["context"])
             bad, total = bad + b, total + m
         violations[key] = {"flagged": bad, "measures": total, "rate": round(bad / max(1, total), 4)}
-    neds = {"free": [], "constrained": []}
+    neds: dict[str, list[float]] = {"free": [], "constrained": [], "mended": []}
     for r in rows[:musicdiff]:
         for key in neds:
             value = musicdiff_ned(vocab.decode(r["ref"]), vocab.decode(r[key]))
@@ -181,11 +226,14 @@ def main() -> None:
         f"{result['crops']} crops, {result['decoder']} decoder, "
         f"{result['ms_per_crop']} ms per crop (free decoding)"
     )
-    print("| group | crops | SER free | SER constrained | SER fitted |\n|---|---|---|---|---|")
+    print(
+        "| group | crops | SER free | SER constrained | SER fitted | SER mended |\n"
+        "|---|---|---|---|---|---|"
+    )
     for name, row in result["ser"].items():
         print(
             f"| {name} | {row['crops']} | {row['ser_free']:.3f} | {row['ser_constrained']:.3f} "
-            f"| {row['ser_fitted']:.3f} |"
+            f"| {row['ser_fitted']:.3f} | {row['ser_mended']:.3f} |"
         )
     for key, v in result["grammar_violations"].items():
         print(f"grammar flags ({key}): {v['flagged']}/{v['measures']} measures = {v['rate']:.2%}")

@@ -61,6 +61,12 @@ LOADER_WORKERS_2=${LOADER_WORKERS_2:-12} # ... after it is stopped (8 gave 1,950
 STARTUP_S=${STARTUP_S:-30}           # a trainer start (imports, grammar table, val set, CUDA)
 SEG2_SPEEDUP=${SEG2_SPEEDUP:-3}      # segment 2 vs segment 1 samples/s: on the H200 (seed 2611)
                                      # 490/s with 2 loaders beside the build, 1,950/s with 8 after
+DEGRADE_ONLINE=${DEGRADE_ONLINE:-0}  # >0: build clean crops (--strength-max 0) and degrade them
+                                     # afresh on every read up to this strength (train
+                                     # --degrade-online). On the 2-core CPU machine a clean build
+                                     # took 0.73x the CPU of a degraded one, and degrading costs a
+                                     # loader 10.6 ms CPU per crop, so loaders, not the GPU, would
+                                     # bound the rate; worth it when crops are seen many times
 INIT=${INIT:-resources/models/omr-small/weights.pt}  # the shipped model's weights (fp16)
 EXPORT_ARGS=${EXPORT_ARGS:---decoder ctc}  # add --quantize for int8 ONNX
 DEVICE=${DEVICE:-cuda}
@@ -127,9 +133,15 @@ print('music21', music21.__version__, 'verovio', verovio.toolkit(False).getVersi
 say "wheels ready"
 
 # ---- 2. synthetic data, in the background ----
+clean=()
+online=()
+if awk -v d="$DEGRADE_ONLINE" 'BEGIN { exit !(d > 0) }'; then
+  clean=(--strength-max 0)
+  online=(--degrade-online "$DEGRADE_ONLINE")
+fi
 python3 -m omr_engine.cli synth --out "$WORK/data/train" --count "$COUNT" \
   --workers "$SYNTH_WORKERS" --seed "$SEED" --unit staff --split train \
-  --shard-size "$SHARD_SIZE" >"$WORK/synth_train.log" 2>&1 &
+  --shard-size "$SHARD_SIZE" "${clean[@]}" >"$WORK/synth_train.log" 2>&1 &
 SYNTH_PID=$!
 SYNTH_END=$(($(now) + SYNTH_S))
 python3 -m omr_engine.cli synth --out "$WORK/data/val" --count "$VAL_COUNT" \
@@ -152,7 +164,7 @@ if [[ -f $INIT ]]; then init=(--init-from "$INIT"); else say "no $INIT: training
 common=(--data "$WORK/data/train" --val-data "$WORK/data/val" --val-samples "$VAL_COUNT"
   --config "$CONFIG" --unit staff --device "$DEVICE" --out "$RUN" --batch-size "$BATCH"
   --lr "$LR" --warmup "$WARMUP" --ctc-weight "$CTC_WEIGHT" --grammar-weight "$GRAMMAR_WEIGHT"
-  --eval-every "$EVAL_EVERY" --checkpoint-every "$CKPT_EVERY")
+  --eval-every "$EVAL_EVERY" --checkpoint-every "$CKPT_EVERY" "${online[@]}")
 [[ $AMP == 1 ]] || common+=(--no-amp)
 seg1_s=$((SYNTH_END - $(now)))
 ((seg1_s < STARTUP_S + 40)) && seg1_s=$((STARTUP_S + 40))

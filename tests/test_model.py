@@ -412,3 +412,23 @@ def test_tiny_model_learns_the_toy_task(tmp_path):
     assert result.best_val_ser is not None and result.best_val_ser < 0.1
     model = model_from_checkpoint(result.last_checkpoint)
     assert compute_ser(model, val_ds, max_samples=32) < 0.15
+
+
+def test_train_command_streams_several_folders_degrading_clean_crops(tmp_path, capsys):
+    from omr_engine.cli import main
+    from omr_engine.synth.build import BuildConfig, build
+
+    clean, other = tmp_path / "clean", tmp_path / "other"
+    config = BuildConfig(seed=3, shard_size=3, generated=1.0, max_per_job=8, strength_max=0.0)
+    build(clean, 3, config, workers=0)
+    build(other, 3, dataclasses.replace(config, seed=4), workers=0)
+    common = ["train", "--data", str(clean), "--data", str(other), "--config", "tiny"]
+    common += ["--unit", "staff", "--device", "cpu", "--steps", "2", "--batch-size", "2"]
+    common += ["--warmup", "1", "--eval-every", "100", "--checkpoint-every", "100"]
+    assert main(common + ["--out", str(tmp_path / "run"), "--degrade-online", "0.8"]) == 0
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 2
+    capsys.readouterr()
+    code = main(common + ["--out", str(tmp_path / "no"), "--degrade-online", "0.8", "--curriculum"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "--degrade-online" in err and "\n" not in err
+    assert not (tmp_path / "no" / "last.pt").exists()

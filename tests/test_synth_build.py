@@ -149,6 +149,47 @@ def test_torch_dataset_gives_each_worker_its_own_shards(tmp_path):
     assert first["ids"] and len(first["ids"]) == len(first["tokens"])
 
 
+def test_clean_examples_are_degraded_afresh_in_each_pass_and_folders_pool(tmp_path):
+    pytest.importorskip("torch")
+    from dataclasses import replace
+
+    from omr_engine.synth.dataset import SynthIterableDataset
+
+    clean, other = tmp_path / "clean", tmp_path / "other"
+    build(clean, 4, replace(FAST, strength_max=0.0), workers=0)
+    build(other, 3, replace(FAST, seed=4, strength_max=0.0), workers=0)
+    stored = {
+        (m["piece"], tuple(m["measures"]), m["unit"]): image for image, _, m in read_examples(clean)
+    }
+    assert all(m["strength"] == 0 for _, _, m in read_examples(clean))
+
+    def one_pass(ds):
+        return {
+            (e["meta"]["piece"], tuple(e["meta"]["measures"]), e["meta"]["unit"]): e for e in ds
+        }
+
+    ds = SynthIterableDataset(clean, seed=5, degrade_max=1.0)
+    first, second = one_pass(ds), one_pass(ds)
+    assert first.keys() == second.keys() == stored.keys()
+    changed = 0
+    for key, ex in first.items():
+        meta = ex["meta"]
+        assert 0.0 <= meta["strength"] <= 1.0
+        assert ex["image"].shape == (meta["height"], meta["width"])
+        assert len(meta["measure_boxes"]) == meta["measures"][1] - meta["measures"][0]
+        if meta["strength"] > 0:
+            changed += not np.array_equal(ex["image"], stored[key])
+        assert second[key]["meta"]["degradation_seed"] != meta["degradation_seed"]
+    assert changed >= 2  # the examples read are not the stored clean crops
+    # The same seed and pass give the same images; without degrade_max, the stored ones.
+    again = one_pass(SynthIterableDataset(clean, seed=5, degrade_max=1.0))
+    assert all(np.array_equal(again[k]["image"], first[k]["image"]) for k in first)
+    plain = one_pass(SynthIterableDataset(clean, seed=5))
+    assert all(np.array_equal(plain[k]["image"], stored[k]) for k in stored)
+    # Several folders stream as one.
+    assert len(list(SynthIterableDataset([clean, other]))) == 7
+
+
 def test_unreadable_corpus_piece_is_skipped_and_counted(tmp_path):
     store = PieceStore(tmp_path)
     stats: Counter = Counter()

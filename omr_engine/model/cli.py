@@ -44,6 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="load crops into memory and train short, clean line starts first (staff unit)",
     )
     p.add_argument("--max-examples", type=int, help="with --curriculum: crops to load")
+    p.add_argument(
+        "--degrade-online",
+        type=float,
+        default=0.0,
+        metavar="MAX",
+        help="degrade clean crops (built with synth --strength-max 0) afresh each time they "
+        "are read, at strengths up to MAX (0..1); streaming only, not with --curriculum",
+    )
     p.add_argument("--val-samples", type=int, default=256, help="validation crops per evaluation")
     p.add_argument(
         "--no-amp", action="store_true", help="on CUDA, train in fp32 rather than bf16 autocast"
@@ -100,6 +108,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     for folder in args.data:
         if not (folder / "manifest.json").is_file():
             raise CommandError(f"{folder}: not a synth dataset (no manifest.json)")
+    if not 0.0 <= args.degrade_online <= 1.0:
+        raise CommandError("--degrade-online takes a strength from 0 to 1")
+    if args.degrade_online and args.curriculum:
+        raise CommandError("--degrade-online works on streamed data, not with --curriculum")
     vocab = default_vocabulary()
     units = [args.unit]
     sample = (vocab.encode(t) for _, t, _ in read_examples(args.data[0], units))
@@ -117,9 +129,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_ds = PrefixCropDataset(records, table)
         curriculum = Schedule(steps=args.steps)
     else:
-        train_ds = _with_classes(
-            SynthIterableDataset(args.data[0], vocab, units=units, shuffle_buffer=512), table
+        stream = SynthIterableDataset(
+            args.data, vocab, units=units, shuffle_buffer=512, degrade_max=args.degrade_online
         )
+        train_ds = _with_classes(stream, table)
     val_ds = None
     if args.val_data:
         val_ds = [

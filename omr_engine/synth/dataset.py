@@ -12,10 +12,16 @@ importing this module does not import torch; it hands each DataLoader worker (an
 distributed rank) its own shards, and yields dicts with ``image`` (uint8 H x W), ``ids``
 (token ids in the given vocabulary), ``tokens`` and ``meta`` -- the example form
 `omr_engine.model.data.Collate` takes.
+
+With ``degrade_max`` > 0 the IterableDataset degrades each clean example (one built with
+strength 0, e.g. ``synth --strength-max 0``) afresh every time it is read, at a strength
+drawn from 0..``degrade_max``: a clean build costs about a third of a degraded one, and a
+crop seen in several passes looks different in each.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tarfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,6 +34,7 @@ import numpy as np
 __all__ = [
     "dataset_shards",
     "decode_png",
+    "degrade_again",
     "read_examples",
     "read_manifest",
 ]  # + SynthIterableDataset
@@ -97,24 +104,34 @@ def _define_torch_class() -> type:
     class SynthIterableDataset(IterableDataset):
         """Streams a dataset folder; shards are dealt to (rank, worker) pairs in turn.
 
-        Each pass (`__iter__`) shuffles the shard order with (seed, pass) and, with
+        ``root`` is one dataset folder or several (their shards are pooled). Each pass
+        (`__iter__`) shuffles the shard order with (seed, pass) and, with
         ``shuffle_buffer`` > 0, the examples through a buffer of that many. With more
         readers than shards some readers get none, so keep shards >= ranks x workers.
+        ``degrade_max`` > 0 degrades clean examples as they are read (module docstring);
+        their ``meta["strength"]`` then says how strongly.
         """
 
         def __init__(
             self,
-            root: Path | str,
+            root: Path | str | Sequence[Path | str],
             vocab: Vocabulary | None = None,
             units: Iterable[str] | None = None,
             shuffle_buffer: int = 0,
             seed: int = 0,
             rank: int | None = None,
             world_size: int | None = None,
+            degrade_max: float = 0.0,
         ) -> None:
             super().__init__()
-            self.root = Path(root)
-            self.shards = dataset_shards(self.root)
+            roots = [root] if isinstance(root, (str, Path)) else list(root)
+            if not roots:
+                raise ValueError("no dataset folder given")
+            self.roots = [Path(r) for r in roots]
+            self.shards = [s for r in self.roots for s in dataset_shards(r)]
+            if not 0.0 <= degrade_max <= 1.0:
+                raise ValueError("degrade_max must be within 0..1")
+            self.degrade_max = degrade_max
             self.vocab = vocab or default_vocabulary()
             self.units = set(units) if units is not None else None
             self.shuffle_buffer = shuffle_buffer
@@ -138,6 +155,7 @@ def _define_torch_class() -> type:
         def __iter__(self) -> Iterator[dict[str, Any]]:
             reader, readers = self._readers()
             rng = np.random.default_rng([self.seed, self.epoch])
+            fresh = np.random.default_rng([self.seed, self.epoch, reader, 1])
             self.epoch += 1
             order = rng.permutation(len(self.shards))
             mine = [self.shards[i] for i in order[reader::readers]]
@@ -149,8 +167,11 @@ def _define_torch_class() -> type:
             )
             for png, meta in _shuffled(raw, self.shuffle_buffer, rng):
                 tokens = meta["tokens"].split()
+                image = decode_png(png)
+                if self.degrade_max > 0.0 and not meta.get("strength"):
+                    image, meta = degrade_again(image, meta, self.degrade_max, fresh)
                 yield {
-                    "image": decode_png(png),
+                    "image": image,
                     "ids": self.vocab.encode(tokens),
                     "tokens": tokens,
                     "meta": meta,
@@ -159,6 +180,28 @@ def _define_torch_class() -> type:
     SynthIterableDataset.__module__ = __name__
     SynthIterableDataset.__qualname__ = "SynthIterableDataset"
     return SynthIterableDataset
+
+
+def degrade_again(
+    image: np.ndarray, meta: dict[str, Any], strength_max: float, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """A clean example degraded as the builder would have at a strength drawn from
+    0..``strength_max``, with its meta updated (strength, degradation, seed and measure
+    boxes moved with the ink)."""
+    from .degrade import apply, sample_degradation
+
+    strength = float(rng.uniform(0.0, strength_max))
+    degradation = sample_degradation(rng, strength)
+    seed = int(rng.integers(0, 2**31 - 1))
+    out, warp = apply(image, degradation, seed)
+    meta = dict(meta, strength=round(strength, 4), degradation_seed=seed)
+    meta["degradation"] = dataclasses.asdict(degradation)
+    boxes = meta.get("measure_boxes")
+    if boxes:
+        moved = warp.map_boxes(np.asarray(boxes, dtype=np.float64))
+        meta["measure_boxes"] = [[round(float(v), 2) for v in b] for b in moved]
+    meta["height"], meta["width"] = out.shape
+    return out, meta
 
 
 def _shuffled(items: Iterator[Any], size: int, rng: np.random.Generator) -> Iterator[Any]:

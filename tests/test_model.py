@@ -432,3 +432,19 @@ def test_train_command_streams_several_folders_degrading_clean_crops(tmp_path, c
     err = capsys.readouterr().err.strip()
     assert code != 0 and "--degrade-online" in err and "\n" not in err
     assert not (tmp_path / "no" / "last.pt").exists()
+
+
+def test_cuda_training_turns_cudnn_attention_off():
+    # pytorch/pytorch#196678: cuDNN attention's backward gives NaN for 64-key windows with
+    # a mask; the flag is global, so it can be checked without a GPU.
+    from omr_engine.model.train import configure_cuda
+
+    was = torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        torch.backends.cuda.enable_cudnn_sdp(True)
+        configure_cuda()
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(was)
+        torch.backends.cuda.matmul.allow_tf32 = False

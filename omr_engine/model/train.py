@@ -53,6 +53,7 @@ __all__ = [
     "compute_ser",
     "load_checkpoint",
     "resolve_device",
+    "configure_cuda",
 ]
 
 LOG_COLUMNS = [
@@ -122,6 +123,24 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def configure_cuda() -> None:
+    """CUDA settings for training: TF32 matrix multiplies, and no cuDNN attention.
+
+    cuDNN's attention backward, which PyTorch prefers for bf16 on H100/H200, returns NaN
+    query gradients when an ``attn_mask`` is given, the key length is 64 more than a
+    multiple of 128, and a query row's log-sum-exp is below about -88.7
+    (pytorch/pytorch#196678, a regression in torch 2.11, the device's version). The small
+    preset's first encoder layer attends in windows of exactly 64 keys (8 patch columns x
+    8 rows), and a window wholly in a crop's right-hand padding has every key masked with
+    ``NEG_INF``, so its log-sum-exp is about -1e4: all three hold. That fits what the
+    first H200 round saw (NaN within 50 steps under bf16; fp32, which cuDNN attention does
+    not take, stayed finite). Memory-efficient attention and the math kernel are clean.
+    """
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.enable_cudnn_sdp(False)
 
 
 def lr_at(step: int, tc: TrainConfig) -> float:
@@ -295,8 +314,7 @@ def train(
     last_path, best_path, log_path = out_dir / "last.pt", out_dir / "best.pt", out_dir / "log.csv"
     device = resolve_device(device)
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        configure_cuda()
     torch.manual_seed(tc.seed)
     if vocab is not None:
         config = config.with_vocab(vocab)

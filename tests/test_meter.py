@@ -47,6 +47,18 @@ def test_a_signature_is_kept_when_the_measures_do_not_clearly_say_otherwise():
     assert choose_time([("3/4", 0.2)], close, TIMES) is None  # 2/4 leads by one only
 
 
+def test_measures_a_misread_value_away_from_a_length_still_count_for_it():
+    # Garthland's Strathspey (MuseScore, run 4h): 4/4 read as 2/4, and the measures came
+    # out 4, 3 1/2, 4 1/2, 3 3/4, 4 ... quarters: only 4 of 9 exactly 4.
+    q = [4, 3.5, 4.5, 3.75, 4, 4, 3.5, 4.25, 4]
+    lengths = [Fraction(x).limit_denominator(16) for x in q]
+    assert choose_time([("2/4", 0.4)], lengths, TIMES) in ("4/4", "C")
+    # An eighth of the measure, no more: 2/4 measures do not count for 3/4, nor 3/4 ones
+    # for 2/4, so five of three quarters against two of two still replace 2/4.
+    apart = [Fraction(3)] * 5 + [Fraction(2)] * 2
+    assert choose_time([("2/4", 0.4)], apart, TIMES) == "3/4"
+
+
 def test_where_the_beats_fall_tells_six_eight_from_three_four():
     quarters = staff(*["<note:C5-quarter> <note:D5-quarter> <note:E5-quarter>"] * 4)
     jig = staff(*["<note:C5-quarter> <note:D5-eighth> <note:E5-quarter> <note:F5-eighth>"] * 4)

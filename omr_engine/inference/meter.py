@@ -5,7 +5,9 @@ reads it far less reliably than notes (it read 6/8 for 4/2 on every staff of sev
 Palestrina pages), and one wrong signature makes the grammar flag every measure of the
 piece. The notes themselves say what it must be: most measures of a piece are full, so
 their summed note values give the measure length. Here the length that most of the page's
-measures have is found; when the signature read gives a different length and clearly fewer
+measures have is found, a measure within an eighth of a length counting for it (one
+misread note value moves a measure's length a little: a 4/4 page read as 2/4 came out
+4, 3 1/2, 4 1/2, 3 3/4, 4 ... quarters); when the signature read gives a different length and clearly fewer
 of the measures fit it, the signature is replaced by one of that length: the one the
 model read on some staff if any, else the most usual one. 6/8 and 3/4 have the same
 length; where the notes start within the measure tells them apart (:func:`beat_votes`).
@@ -31,6 +33,7 @@ USUAL_TIMES = (
 MIN_MEASURES = 3  # fewer full measures than this prove nothing
 MIN_SHARE = 0.5  # the length chosen must fit at least this share of the measures
 MIN_LEAD = 2  # ... and this many more measures than the signature read
+TOLERANCE = Fraction(1, 8)  # a measure within an eighth of a length counts for it (misread values)
 
 
 def measure_lengths(staff: Score) -> list[Fraction]:
@@ -91,7 +94,12 @@ def choose_time(
     if not read or len(lengths) < MIN_MEASURES:
         return None
     counts = Counter(lengths)
-    best, fit = counts.most_common(1)[0]
+    support = {
+        length: sum(n for other, n in counts.items() if abs(other - length) <= length * TOLERANCE)
+        for length in counts
+    }
+    best = max(counts, key=lambda length: (support[length], counts[length]))
+    fit = support[best]
     if fit < MIN_SHARE * len(lengths):
         return None
     compound, simple = beats
@@ -104,7 +112,14 @@ def choose_time(
 
     if all(fits(t) for t, _ in read):
         return None  # what was read agrees with the measures
-    worst = min(counts.get(time_length(t), 0) for t, _ in read)
+    worst = min(
+        sum(
+            n
+            for other, n in counts.items()
+            if abs(other - time_length(t)) <= time_length(t) * TOLERANCE
+        )
+        for t, _ in read
+    )
     if fit < worst + MIN_LEAD and kind is None:
         return None  # the measures do not clearly contradict it
     same = [(c, t) for t, c in read if fits(t)]

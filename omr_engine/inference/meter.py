@@ -77,6 +77,12 @@ def _compound(time: str) -> bool:
     return den == "8" and num in ("6", "9", "12")
 
 
+def _near(counts: Counter[Fraction], length: Fraction) -> int:
+    """How many measures lie within ``TOLERANCE`` of ``length`` (``counts``: measures per
+    length)."""
+    return sum(n for other, n in counts.items() if abs(other - length) <= length * TOLERANCE)
+
+
 def choose_time(
     read: Sequence[tuple[str, float]],
     lengths: Sequence[Fraction],
@@ -94,10 +100,7 @@ def choose_time(
     if not read or len(lengths) < MIN_MEASURES:
         return None
     counts = Counter(lengths)
-    support = {
-        length: sum(n for other, n in counts.items() if abs(other - length) <= length * TOLERANCE)
-        for length in counts
-    }
+    support = {length: _near(counts, length) for length in counts}
     best = max(counts, key=lambda length: (support[length], counts[length]))
     fit = support[best]
     if fit < MIN_SHARE * len(lengths):
@@ -112,14 +115,7 @@ def choose_time(
 
     if all(fits(t) for t, _ in read):
         return None  # what was read agrees with the measures
-    worst = min(
-        sum(
-            n
-            for other, n in counts.items()
-            if abs(other - time_length(t)) <= time_length(t) * TOLERANCE
-        )
-        for t, _ in read
-    )
+    worst = min(_near(counts, time_length(t)) for t, _ in read)
     if fit < worst + MIN_LEAD and kind is None:
         return None  # the measures do not clearly contradict it
     same = [(c, t) for t, c in read if fits(t)]

@@ -188,18 +188,14 @@ def degrade_again(
     """A clean example degraded as the builder would have at a strength drawn from
     0..``strength_max``, with its meta updated (strength, degradation, seed and measure
     boxes moved with the ink)."""
-    from .degrade import apply, sample_degradation
+    from .degrade import apply_with_boxes, draw_degradation
 
-    strength = float(rng.uniform(0.0, strength_max))
-    degradation = sample_degradation(rng, strength)
-    seed = int(rng.integers(0, 2**31 - 1))
-    out, warp = apply(image, degradation, seed)
+    strength, degradation, seed = draw_degradation(rng, strength_max)
+    out, boxes = apply_with_boxes(image, meta.get("measure_boxes") or [], degradation, seed)
     meta = dict(meta, strength=round(strength, 4), degradation_seed=seed)
-    meta["degradation"] = dataclasses.asdict(degradation)
-    boxes = meta.get("measure_boxes")
     if boxes:
-        moved = warp.map_boxes(np.asarray(boxes, dtype=np.float64))
-        meta["measure_boxes"] = [[round(float(v), 2) for v in b] for b in moved]
+        meta["measure_boxes"] = boxes
+    meta["degradation"] = dataclasses.asdict(degradation)
     meta["height"], meta["width"] = out.shape
     return out, meta
 

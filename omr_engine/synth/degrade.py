@@ -18,6 +18,7 @@ means the output can be a few pixels larger than the input.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -292,6 +293,28 @@ def apply(image: np.ndarray, d: Degradation, rng_seed: int) -> tuple[np.ndarray,
             result = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
     final = Warp(warp.matrix, warp.curl_px, warp.curl_center, warp.warped_width, scale)
     return result, final
+
+
+def draw_degradation(
+    rng: np.random.Generator, strength_max: float
+) -> tuple[float, Degradation, int]:
+    """A strength drawn from 0..``strength_max``, a degradation at that strength and the
+    seed of its noise, drawn from ``rng`` in that order (a build's examples depend on it)."""
+    strength = float(rng.uniform(0.0, strength_max))
+    degradation = sample_degradation(rng, strength)
+    return strength, degradation, int(rng.integers(0, 2**31 - 1))
+
+
+def apply_with_boxes(
+    image: np.ndarray, boxes: Sequence[Sequence[float]], d: Degradation, rng_seed: int
+) -> tuple[np.ndarray, list[list[float]]]:
+    """:func:`apply`, with the crop's measure boxes ``(x0, y0, x1, y1)`` moved with the ink
+    and rounded to 0.01 px, as examples store them."""
+    out, warp = apply(image, d, rng_seed)
+    if not len(boxes):
+        return out, []
+    moved = warp.map_boxes(np.asarray(boxes, dtype=np.float64))
+    return out, [[round(float(v), 2) for v in b] for b in moved]
 
 
 def _warp(ink: np.ndarray, d: Degradation) -> tuple[np.ndarray, Warp]:

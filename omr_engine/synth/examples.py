@@ -33,7 +33,7 @@ from ..notation.mei_writer import measures_to_mei
 from ..notation.music21_io import musicxml_text
 from ..notation.score import ClefChange, Note, Part, Score, Tuplet
 from ..notation.tokens import score_to_tokens
-from .degrade import Degradation, apply, sample_degradation
+from .degrade import Degradation, apply_with_boxes, draw_degradation
 from .engrave import Crop, EngravedPage, EngraveStyle, engrave, staff_crops, system_crops
 
 __all__ = [
@@ -446,9 +446,7 @@ def engrave_examples(
     examples = []
     for i in order:
         label, page, system, crop = candidates[int(i)]
-        strength = float(rng.uniform(0.0, strength_max))
-        degradation = sample_degradation(rng, strength)
-        seed = int(rng.integers(0, 2**31 - 1))
+        strength, degradation, seed = draw_degradation(rng, strength_max)
         try:
             tokens, view, start = crop_tokens(score, crop)
         except ValueError:
@@ -457,8 +455,7 @@ def engrave_examples(
         if not grammatical(tokens, view, start):
             stats["dropped_ungrammatical"] += 1
             continue
-        image, warp = apply(crop.image, degradation, seed)
-        boxes = warp.map_boxes(np.asarray(crop.measure_boxes, dtype=np.float64))
+        image, boxes = apply_with_boxes(crop.image, crop.measure_boxes, degradation, seed)
         stop = crop.measure_indices[-1] + 1
         examples.append(
             Example(
@@ -469,7 +466,7 @@ def engrave_examples(
                 measures=(offset + start, offset + stop),
                 staff=crop.staff_range[0] if label == "staff" else None,
                 staves=crop.staff_range[1] - crop.staff_range[0],
-                measure_boxes=[[round(float(v), 2) for v in b] for b in boxes],
+                measure_boxes=boxes,
                 style=style,
                 degradation=degradation,
                 degradation_seed=seed,
@@ -512,8 +509,9 @@ def regenerate(
         crops = [c for c in staff_crops(page) if c.staff_range[0] == meta["staff"]]
     crop = next(c for c in crops if c.system_index == meta["system"])
     tokens, _, start = crop_tokens(view, crop)
-    image, warp = apply(crop.image, degradation, meta["degradation_seed"])
-    boxes = warp.map_boxes(np.asarray(crop.measure_boxes, dtype=np.float64))
+    image, boxes = apply_with_boxes(
+        crop.image, crop.measure_boxes, degradation, meta["degradation_seed"]
+    )
     return Example(
         image=image,
         tokens=tokens,
@@ -522,7 +520,7 @@ def regenerate(
         measures=(a + start, a + crop.measure_indices[-1] + 1),
         staff=meta["staff"],
         staves=meta["staves"],
-        measure_boxes=[[round(float(v), 2) for v in bx] for bx in boxes],
+        measure_boxes=boxes,
         style=style,
         degradation=degradation,
         degradation_seed=meta["degradation_seed"],

@@ -175,6 +175,17 @@ def test_systems_whose_staves_read_the_same_barlines_are_joined():
     # Barlines that do not line up: a separate system.
     other = [[bars, bars], [[400.0, 620.0, 880.0]], [bars]]
     assert join_read_systems(staves, other, 10.0) == [[0], [1], [2]]
+    # A staff set far apart inside a system does not make every gap on the page narrow.
+    # (gaps of 20 between its staves, but 460 above the last)
+    apart = [[staff(0), staff(60), staff(120), staff(620)], [staff(720)]]
+    four = [[bars] * 4, [bars]]
+    assert join_read_systems(apart, four, 10.0) == [[0], [1]]
+    assert join_read_systems([apart[0], [staff(682)]], four, 10.0) == [[0, 1]]
+    # Two systems of three staves each, measures lined up: an ensemble's two systems.
+    choir = [[staff(0), staff(60), staff(120)], [staff(190), staff(250), staff(310)]]
+    assert join_read_systems(choir, [[bars] * 3, [bars] * 3], 10.0) == [[0], [1]]
+    split = [[staff(0), staff(60)], [staff(120)], [staff(180), staff(240), staff(300)]]
+    assert join_read_systems(split, [[bars] * 2, [bars], [bars] * 3], 10.0) == [[0, 1], [2]]
     # No system of several staves on the page: no gap to judge by.
     assert join_read_systems([[staff(0)], [staff(60)]], [[bars], [bars]], 10.0) == [[0], [1]]
 

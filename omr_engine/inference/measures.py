@@ -202,17 +202,23 @@ def join_read_systems(
     staves as ``(x0, top, x1, bottom)`` and ``staff_barlines`` the x of each barline each
     of its staves read, all in page pixels. A system's barlines are those read within a
     ``_READ_TOLERANCE`` staff spaces of each other on more than half of its staves (a CTC
-    frame is about a staff space wide, so a position read is no finer). Two neighbours are joined
-    when the gap between them is at most 1.15 times the widest gap between the staves of
-    a system of several staves on the page, and, where both have staff, at least two of
-    their barlines agree as closely and at most one of either finds no partner (the model
+    frame is about a staff space wide, so a position read is no finer). Two neighbours
+    are joined when the gap between them is at most 1.15 times the widest gap between the
+    staves of a system of several staves on the page (of the gaps at most twice their
+    median), and, where both have staff, at least two of their barlines agree as closely
+    and at most one of either finds no partner (the model
     misses a barline now and then; systems that merely share a layout have several alone).
+    Two systems of as many staves as each other, two or more, stay apart: an ensemble
+    score's systems, whose measures may well line up.
     """
     inner = [b[1] - a[3] for sys in staves for a, b in zip(sys, sys[1:], strict=False)]
     groups = [[i] for i in range(len(staves))]
     if not inner or len(staves) < 2:
         return groups
-    widest = 1.15 * max(inner)
+    # the widest ordinary gap: one far beyond the rest (a staff set apart from its
+    # system, as a LilyPond madrigal's first system has, 6.6 times the others) is not one
+    typical = float(np.median(inner))
+    widest = 1.15 * max(g for g in inner if g <= 2.0 * typical)
 
     out = [groups[0]]
     for i in range(1, len(staves)):
@@ -223,7 +229,9 @@ def join_read_systems(
         a = [x for x in _read_on_most(staff_barlines[above], space) if lo <= x <= hi]
         b = [x for x in _read_on_most(staff_barlines[i], space) if lo <= x <= hi]
         matches = sum(any(abs(x - y) <= _READ_TOLERANCE * space for y in b) for x in a)
-        if gap <= widest and matches >= 2 and max(len(a), len(b)) - matches <= 1:
+        group = sum(len(staves[k]) for k in out[-1])
+        alike = group == len(staves[i]) >= 2  # two whole systems of one ensemble score
+        if gap <= widest and matches >= 2 and max(len(a), len(b)) - matches <= 1 and not alike:
             out[-1].append(i)
         else:
             out.append([i])

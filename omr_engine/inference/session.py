@@ -36,6 +36,7 @@ from omr_engine.inference.decoding import (
     greedy_decode,
 )
 from omr_engine.inference.preprocess import PreprocessConfig, preprocess_batch
+from omr_engine.inference.structure import follow_grammar
 
 __all__ = ["Recognizer", "Result", "ModelLoadError", "ProviderError", "select_providers"]
 
@@ -239,7 +240,8 @@ class Recognizer:
     ) -> list[Result]:
         """Recognise crops (uint8 grayscale, dark ink on white), one ``Result`` per crop.
 
-        ``grammar_factory`` (e.g. ``grammar.start``) constrains decoding; ``decoder`` is
+        ``grammar_factory`` (e.g. ``grammar.start``) constrains decoding (with the CTC
+        decoder, the free reading is edited to follow the grammar: :mod:`.structure`); ``decoder`` is
         ``attention`` (autoregressive, the default unless the model says otherwise) or
         ``ctc`` (the encoder's CTC head: one pass); ``beam`` > 1 uses beam search (prefix
         beam search for CTC); ``max_len`` caps the tokens per crop, BOS included (at most
@@ -273,11 +275,15 @@ class Recognizer:
                     search(
                         logits[row],
                         int(lengths[row]),
-                        grammar=grammar_factory() if grammar_factory else None,
-                        token_logp=token_logp,
+                        token_logp=token_logp or grammar_factory is not None,
                     )
                     for row in range(len(chunk))
                 ]
+                if grammar_factory is not None:  # read freely, then edited to the grammar
+                    out = [follow_grammar(r, grammar_factory) for r in out]
+                    if not token_logp:
+                        for r in out:
+                            r.meta.pop("token_logp", None)
             elif beam == 1:
                 out = greedy_decode(self._step, state, len(chunk), **common)
             else:

@@ -22,7 +22,9 @@ grammar-constrained decoding, and the script reports:
   it is the pipeline with a perfect layout;
 - "mended": the fitted reading with its over- and under-full measures mended from the
   model's second choices (``omr_engine.inference.durations.repair_durations``) against the
-  time signature in force, the last step the page pipeline takes on a staff;
+  time signature in force, and its ties between different pitches mended
+  (``omr_engine.inference.ties.mend_ties``): the last steps the page pipeline takes on a
+  staff;
 - milliseconds per crop (batch of 8, this machine's threads).
 """
 
@@ -39,6 +41,7 @@ from typing import Any
 from omr_engine.inference.durations import repair_durations
 from omr_engine.inference.measures import fit_to_measures
 from omr_engine.inference.session import Recognizer
+from omr_engine.inference.ties import mend_ties
 from omr_engine.model.metrics import edit_distance
 from omr_engine.notation.grammar import Grammar
 from omr_engine.notation.score import StaffContext
@@ -135,14 +138,16 @@ def evaluate(
             mended = list(fitted)
             logp = c.meta.get("token_logp")
             if logp is not None:
-                mended, _, _ = repair_durations(
+                rows_read = [logp[o] if o >= 0 else None for o in origin]
+                mended, confs, _ = repair_durations(
                     fitted,
                     confs,
-                    [logp[o] if o >= 0 else None for o in origin],
+                    rows_read,
                     vocab,
                     time=context.time if context is not None else None,
                     piece_start=meta["measures"][0] == 0,
                 )
+                mended, _, _, _ = mend_ties(mended, confs, rows_read, vocab)
             rows.append(
                 {
                     "dataset": str(data),

@@ -31,6 +31,7 @@ from .inference.measures import (
     split_pickup,
 )
 from .inference.meter import beat_votes, choose_time, measure_lengths
+from .inference.ties import mend_ties
 from .layout import (
     LayoutCrop,
     NoStavesError,
@@ -200,7 +201,11 @@ class PagePipeline:
     """Loads the model once and reads pages with it."""
 
     BATCH = 8  # crops recognised at once
-    CTC_BEAM = 4  # default beam for a model read with its CTC head
+    # Default beam for a model read with its CTC head: best path. Since the grammar edits
+    # a free reading (inference/structure.py), a prefix beam of 4 read the 240 engraver
+    # pages within 0.2 points of SER of best path (flagged: 0.8 to 2.8 points more) and
+    # took the sample page 0.76 s against 0.67 s.
+    CTC_BEAM = 1
 
     def __init__(
         self,
@@ -220,7 +225,7 @@ class PagePipeline:
         self.recognizer = recognizer
         self.vocab = Vocabulary.load(recognizer.vocab_path())
         self.grammar = Grammar(self.vocab)
-        if beam is None:  # CTC beam search costs little; the attention decoder's, 4 times
+        if beam is None:
             kind = getattr(getattr(recognizer, "runtime", None), "decoder_kind", "attention")
             beam = self.CTC_BEAM if kind == "ctc" else 1
         self.beam = beam
@@ -378,13 +383,15 @@ class PagePipeline:
         piece_start: bool,
     ) -> None:
         """Mend each staff's note values (:func:`repair_durations`) in place, against the
-        time signature in force per staff, which ``times`` carries from system to system."""
+        time signature in force per staff, which ``times`` carries from system to system,
+        and its ties between different pitches (:func:`mend_ties`)."""
         time_kind = self.grammar.kinds("time")
         for s, staff_ids in enumerate(ids):
             times += [None] * (s + 1 - len(times))
             ids[s], confs[s], _ = repair_durations(
                 staff_ids, confs[s], rows[s], self.vocab, time=times[s], piece_start=piece_start
             )
+            ids[s], confs[s], rows[s], _ = mend_ties(ids[s], confs[s], rows[s], self.vocab)
             for t in ids[s]:
                 if time_kind[t]:
                     times[s] = self.vocab.info(t).value

@@ -31,6 +31,7 @@ __all__ = ["follow_grammar"]
 
 ALTERNATIVES = 4  # the model's next likeliest tokens tried in place of one it read
 DROP_COST = 0.5  # added to what dropping a token costs, so that a sure token is kept
+MARGIN = 8.0  # edited readings this many nats dearer than the cheapest are given up
 FILL_COST = 2.0  # a token the model did not read, added so that the next one may follow
 FILLERS = ("tuplet_end", "mrest")  # the kinds of token that may be added: a tuplet's end
 # the model missed before a barline, a whole-measure rest in a measure it read empty
@@ -70,8 +71,9 @@ def follow_grammar(
     readings = [_Reading(0.0, first, [], [], [])]
     for i, tok in enumerate(result.ids):
         row = rows[i]
-        order = np.argsort(row[:-1])[::-1][: ALTERNATIVES + 1]
-        alternatives = [int(k) for k in order if int(k) != tok][:ALTERNATIVES]
+        top = np.argpartition(row[:-1], -(ALTERNATIVES + 1))[-(ALTERNATIVES + 1) :]
+        alternatives = [int(k) for k in top[np.argsort(row[top])[::-1]] if int(k) != tok]
+        alternatives = alternatives[:ALTERNATIVES]
         drop = max(float(row[tok] - row[-1]), 0.0) + DROP_COST
         # (cost, parent, the tokens it adds)
         grown: list[tuple[float, int, list[int]]] = []
@@ -98,6 +100,7 @@ def follow_grammar(
                     grown.append((r.cost + float(row[tok] - row[alt]), p, [alt]))
             grown.append((r.cost + drop, p, []))
         grown.sort(key=lambda g: g[0])
+        grown = [g for g in grown if g[0] <= grown[0][0] + MARGIN]
         readings = _grow(readings, grown, i, row, beam)
     done = min(readings, key=lambda r: r.cost)
     positions = []
@@ -123,9 +126,10 @@ def _grow(
     different grammar states: of readings alike from here on, only the cheapest can win."""
     out: list[_Reading] = []
     seen: set[tuple] = set()
-    for cost, p, tokens in grown:
+    last = {p: k for k, (_, p, _) in enumerate(grown)}  # a parent's last child takes its state
+    for k, (cost, p, tokens) in enumerate(grown):
         parent = readings[p]
-        state = parent.state.copy()
+        state = parent.state if last[p] == k else parent.state.copy()
         for t in tokens:
             state.advance(t)
         key = state.signature()

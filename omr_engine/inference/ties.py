@@ -1,0 +1,120 @@
+"""Mend a tie between different pitches with what the model nearly read.
+
+A tie joins two notes of one pitch. When the model reads a tie and then, as the next
+note of the same voice, a note of another pitch, one of the two is wrong: the tie was a
+slur's end or a stray mark, or the tied note's pitch was misread by a line or a space.
+The CTC decoder knows how likely every token was where each was read, so the cheaper of
+the two mends is taken: the tie dropped (what the model gives up is how much likelier
+the tie was than nothing there), or the next note given the tied pitch at its own value
+(how much likelier the read pitch was). Either way the line no longer breaks the grammar
+there, and the changed token keeps the model's probability as its confidence, so the
+studio shows it as one to check.
+
+Only a single note after the tie is mended (a chord's notes are matched to the tied
+pitches by the grammar, and a chord is left alone), and only where the model read the
+tie and the note itself (``token_logp`` has their columns).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..notation.vocabulary import Vocabulary
+
+__all__ = ["mend_ties"]
+
+
+class _Notes:
+    """For a vocabulary: each note token's MIDI pitch, value and pitch name, and the
+    note token of every (pitch name, value) pair."""
+
+    def __init__(self, vocab: Vocabulary) -> None:
+        self.midi: dict[int, int] = {}
+        self.value: dict[int, str] = {}
+        self.names: dict[int, str] = {}
+        self.spelled: dict[tuple[str, str], int] = {}  # (pitch name, value) -> id
+        for i, info in enumerate(vocab.infos):
+            if info.kind == "note" and info.pitch is not None and info.duration is not None:
+                self.midi[i] = info.pitch.midi
+                self.value[i] = str(info.duration)
+                self.names[i] = info.pitch.name
+                self.spelled[(info.pitch.name, str(info.duration))] = i
+
+
+@functools.lru_cache(maxsize=4)
+def _notes(vocab: Vocabulary) -> _Notes:
+    return _Notes(vocab)
+
+
+def mend_ties(
+    ids: Sequence[int],
+    confidences: Sequence[float],
+    token_logp: Sequence[np.ndarray | None],
+    vocab: Vocabulary,
+) -> tuple[list[int], list[float], list[np.ndarray | None], int]:
+    """One staff's line of tokens with each tie to a different pitch mended (module
+    docstring); ``token_logp[i]`` is the model's column of log-probabilities (blank last)
+    where token ``i`` was read, or None. Returns the ids, the confidences, the columns
+    (all three without the ties dropped) and the number of ties mended."""
+    notes = _notes(vocab)
+    kinds = [vocab.info(i).kind for i in ids]
+    out, conf, rows = list(ids), list(confidences), list(token_logp)
+    drop: set[int] = set()
+    mended = 0
+    tied: dict[int, tuple[int, int]] = {}  # voice -> (tie token index, tied note token index)
+    voice = 0
+    for j, kind in enumerate(kinds):
+        if kind == "barline":
+            voice = 0
+        elif kind == "voice":
+            voice += 1
+        elif kind == "tie" and j > 0 and kinds[j - 1] == "note":
+            tied[voice] = (j, j - 1)
+        elif kind == "rest" or (
+            kind == "note" and (j == 0 or kinds[j - 1] not in ("chord", "grace"))
+        ):
+            pending = tied.pop(voice, None)
+            chord = j + 1 < len(kinds) and kinds[j + 1] == "chord"
+            if pending is None or kind == "rest" or chord:
+                continue
+            tie, source = pending
+            if notes.midi[out[source]] == notes.midi[out[j]]:
+                continue
+            change = _mend(out, j, tie, source, token_logp, notes)
+            if change is None:
+                continue
+            mended += 1
+            if change == tie:
+                drop.add(tie)
+            else:
+                row = token_logp[j]
+                out[j] = change
+                conf[j] = float(np.exp(row[change])) if row is not None else conf[j]
+    if drop:
+        keep = [k for k in range(len(out)) if k not in drop]
+        out, conf, rows = [out[k] for k in keep], [conf[k] for k in keep], [rows[k] for k in keep]
+    return out, conf, rows, mended
+
+
+def _mend(
+    ids: list[int],
+    note: int,
+    tie: int,
+    source: int,
+    token_logp: Sequence[np.ndarray | None],
+    notes: _Notes,
+) -> int | None:
+    """The cheaper mend: ``tie`` (drop the tie) or the id the note becomes; None when
+    the model's columns for them are unknown."""
+    tie_row, note_row = token_logp[tie], token_logp[note]
+    if tie_row is None or note_row is None:
+        return None
+    drop_cost = max(float(tie_row[ids[tie]] - tie_row[-1]), 0.0)
+    same = notes.spelled.get((notes.names[ids[source]], notes.value[ids[note]]))
+    if same is None:
+        return tie
+    pitch_cost = max(float(note_row[ids[note]] - note_row[same]), 0.0)
+    return same if pitch_cost < drop_cost else tie

@@ -21,10 +21,9 @@ grammar-constrained decoding, and the script reports:
   pipeline does with the boxes the layout finds; here the boxes are the engraver's, so
   it is the pipeline with a perfect layout;
 - "mended": the fitted reading with its over- and under-full measures mended from the
-  model's second choices (``omr_engine.inference.durations.repair_durations``) against the
-  time signature in force, and its ties between different pitches mended
-  (``omr_engine.inference.ties.mend_ties``): the last steps the page pipeline takes on a
-  staff;
+  model's second choices against the time signature in force, and its ties between
+  different pitches mended: the last steps the page pipeline takes on a staff
+  (``omr_engine.pipeline.mend_staff``);
 - milliseconds per crop (batch of 8, this machine's threads).
 """
 
@@ -38,14 +37,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from omr_engine.inference.durations import repair_durations
 from omr_engine.inference.measures import fit_to_measures
 from omr_engine.inference.session import Recognizer
-from omr_engine.inference.ties import mend_ties
 from omr_engine.model.metrics import edit_distance
 from omr_engine.notation.grammar import Grammar
 from omr_engine.notation.score import StaffContext
 from omr_engine.notation.vocabulary import default_vocabulary
+from omr_engine.pipeline import mend_staff
 from omr_engine.synth.dataset import read_examples
 from omr_engine.synth.sources import PieceError, PieceStore
 
@@ -138,16 +136,14 @@ def evaluate(
             mended = list(fitted)
             logp = c.meta.get("token_logp")
             if logp is not None:
-                rows_read = [logp[o] if o >= 0 else None for o in origin]
-                mended, confs, _ = repair_durations(
+                mended, _, _ = mend_staff(
                     fitted,
                     confs,
-                    rows_read,
+                    [logp[o] if o >= 0 else None for o in origin],
                     vocab,
-                    time=context.time if context is not None else None,
+                    context.time if context is not None else None,
                     piece_start=meta["measures"][0] == 0,
                 )
-                mended, _, _, _ = mend_ties(mended, confs, rows_read, vocab)
             rows.append(
                 {
                     "dataset": str(data),

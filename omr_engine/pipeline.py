@@ -388,10 +388,9 @@ class PagePipeline:
         time_kind = self.grammar.kinds("time")
         for s, staff_ids in enumerate(ids):
             times += [None] * (s + 1 - len(times))
-            ids[s], confs[s], _ = repair_durations(
-                staff_ids, confs[s], rows[s], self.vocab, time=times[s], piece_start=piece_start
+            ids[s], confs[s], rows[s] = mend_staff(
+                staff_ids, confs[s], rows[s], self.vocab, times[s], piece_start
             )
-            ids[s], confs[s], rows[s], _ = mend_ties(ids[s], confs[s], rows[s], self.vocab)
             for t in ids[s]:
                 if time_kind[t]:
                     times[s] = self.vocab.info(t).value
@@ -486,6 +485,24 @@ class PagePipeline:
         score = Score(parts=_parts_for(first_tokens, staff_count), measures=measures)
         yield Progress(total, total, f"page {page.index + 1}: done")
         yield PageResult(page.index, score, layout, confidences)
+
+
+def mend_staff(
+    ids: list[int],
+    confs: list[float],
+    rows: list[np.ndarray | None],
+    vocab: Vocabulary,
+    time: str | None,
+    piece_start: bool,
+) -> tuple[list[int], list[float], list[np.ndarray | None]]:
+    """The pipeline's last steps on one staff's line of tokens: note values mended against
+    ``time``, the signature in force where the line starts (:func:`repair_durations`),
+    then ties between different pitches (:func:`mend_ties`). ``rows`` are the model's
+    columns where each token was read (None for one it did not read); returns the ids,
+    confidences and columns."""
+    ids, confs, _ = repair_durations(ids, confs, rows, vocab, time=time, piece_start=piece_start)
+    ids, confs, rows, _ = mend_ties(ids, confs, rows, vocab)
+    return ids, confs, rows
 
 
 @dataclass

@@ -36,12 +36,12 @@ import numpy as np
 from ..notation.symbols import time_length
 from ..notation.vocabulary import Vocabulary
 
-__all__ = ["repair_durations"]
+__all__ = ["NoteValues", "note_values", "repair_durations"]
 
 _SKIP = {"voice", "tuplet", "tuplet_end", "mrest", "multirest"}
 
 
-class _Values:
+class NoteValues:
     """For a vocabulary: every note or rest token's length in quarters, and the tokens of
     the same kind and pitch by length (its siblings)."""
 
@@ -58,8 +58,9 @@ class _Values:
 
 
 @functools.lru_cache(maxsize=4)
-def _values(vocab: Vocabulary) -> _Values:
-    return _Values(vocab)
+def note_values(vocab: Vocabulary) -> NoteValues:
+    """The vocabulary's :class:`NoteValues` (built once per vocabulary)."""
+    return NoteValues(vocab)
 
 
 def _events(kinds: list[str], start: int, stop: int) -> list[list[int]] | None:
@@ -116,7 +117,7 @@ def repair_durations(
     not read, such as a barline the layout added), and ``time`` the time signature in
     force at the line's start. Returns the ids, the confidences (a changed token gets the
     model's probability of its new value) and the number of measures mended."""
-    values = _values(vocab)
+    values = note_values(vocab)
     out, conf = list(ids), list(confidences)
     kinds = [vocab.info(i).kind for i in out]
     mended = 0
@@ -150,7 +151,7 @@ def _mend(
     ids: list[int],
     events: list[list[int]],
     token_logp: Sequence[np.ndarray | None],
-    values: _Values,
+    values: NoteValues,
     bar: Fraction,
     max_change: float,
     max_total: float,

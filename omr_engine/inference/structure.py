@@ -75,11 +75,11 @@ def follow_grammar(
         alternatives = [int(k) for k in top[np.argsort(row[top])[::-1]] if int(k) != tok]
         alternatives = alternatives[:ALTERNATIVES]
         drop = max(float(row[tok] - row[-1]), 0.0) + DROP_COST
+        tried = {tok, *alternatives}
         # (cost, parent, the tokens it adds)
         grown: list[tuple[float, int, list[int]]] = []
         for p, r in enumerate(readings):
             allowed = r.state.allowed_mask()
-            tried = {tok, *alternatives}
             if allowed[tok]:
                 grown.append((r.cost, p, [tok]))
             else:

@@ -17,36 +17,14 @@ tie and the note itself (``token_logp`` has their columns).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..notation.vocabulary import Vocabulary
+from .durations import NoteValues, note_values
 
 __all__ = ["mend_ties"]
-
-
-class _Notes:
-    """For a vocabulary: each note token's MIDI pitch, value and pitch name, and the
-    note token of every (pitch name, value) pair."""
-
-    def __init__(self, vocab: Vocabulary) -> None:
-        self.midi: dict[int, int] = {}
-        self.value: dict[int, str] = {}
-        self.names: dict[int, str] = {}
-        self.spelled: dict[tuple[str, str], int] = {}  # (pitch name, value) -> id
-        for i, info in enumerate(vocab.infos):
-            if info.kind == "note" and info.pitch is not None and info.duration is not None:
-                self.midi[i] = info.pitch.midi
-                self.value[i] = str(info.duration)
-                self.names[i] = info.pitch.name
-                self.spelled[(info.pitch.name, str(info.duration))] = i
-
-
-@functools.lru_cache(maxsize=4)
-def _notes(vocab: Vocabulary) -> _Notes:
-    return _Notes(vocab)
 
 
 def mend_ties(
@@ -59,8 +37,9 @@ def mend_ties(
     docstring); ``token_logp[i]`` is the model's column of log-probabilities (blank last)
     where token ``i`` was read, or None. Returns the ids, the confidences, the columns
     (all three without the ties dropped) and the number of ties mended."""
-    notes = _notes(vocab)
-    kinds = [vocab.info(i).kind for i in ids]
+    values = note_values(vocab)
+    infos = [vocab.info(i) for i in ids]
+    kinds = [info.kind for info in infos]
     out, conf, rows = list(ids), list(confidences), list(token_logp)
     drop: set[int] = set()
     mended = 0
@@ -81,18 +60,17 @@ def mend_ties(
             if pending is None or kind == "rest" or chord:
                 continue
             tie, source = pending
-            if notes.midi[out[source]] == notes.midi[out[j]]:
+            if infos[source].pitch.midi == infos[j].pitch.midi:  # type: ignore[union-attr]
                 continue
-            change = _mend(out, j, tie, source, token_logp, notes)
+            change = _mend(out, j, tie, source, token_logp, values)
             if change is None:
                 continue
             mended += 1
             if change == tie:
                 drop.add(tie)
             else:
-                row = token_logp[j]
                 out[j] = change
-                conf[j] = float(np.exp(row[change])) if row is not None else conf[j]
+                conf[j] = float(np.exp(token_logp[j][change]))  # type: ignore[index]
     if drop:
         keep = [k for k in range(len(out)) if k not in drop]
         out, conf, rows = [out[k] for k in keep], [conf[k] for k in keep], [rows[k] for k in keep]
@@ -105,7 +83,7 @@ def _mend(
     tie: int,
     source: int,
     token_logp: Sequence[np.ndarray | None],
-    notes: _Notes,
+    values: NoteValues,
 ) -> int | None:
     """The cheaper mend: ``tie`` (drop the tie) or the id the note becomes; None when
     the model's columns for them are unknown."""
@@ -113,7 +91,8 @@ def _mend(
     if tie_row is None or note_row is None:
         return None
     drop_cost = max(float(tie_row[ids[tie]] - tie_row[-1]), 0.0)
-    same = notes.spelled.get((notes.names[ids[source]], notes.value[ids[note]]))
+    # the tied note's pitch at the read note's value
+    same = values.siblings[ids[source]].get(values.length[ids[note]])
     if same is None:
         return tie
     pitch_cost = max(float(note_row[ids[note]] - note_row[same]), 0.0)

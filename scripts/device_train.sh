@@ -53,22 +53,28 @@ GRAMMAR_WEIGHT=${GRAMMAR_WEIGHT:-0.1}
 AMP=${AMP:-1}                        # 1 = bf16 autocast; 0 = fp32. The first H200 round's NaN under
                                      # bf16 fits cuDNN attention's bug (pytorch#196678), now turned
                                      # off in training (train.configure_cuda); should bf16 still give
-                                     # NaN, the trainer skips the step and falls back to fp32 after 3
+                                     # NaN, the trainer skips the step and falls back to fp32 after 3.
+                                     # H200, seeds 2626/2627: 3,023 bf16 steps trained, losses finite
+                                     # throughout (2627's trainer log: no step skipped)
 WARMUP=${WARMUP:-300}
 EVAL_EVERY=${EVAL_EVERY:-1000}
 EVAL_S=${EVAL_S:-15}                 # guess: one validation (greedy decoding of VAL_COUNT crops)
 CKPT_EVERY=${CKPT_EVERY:-100}        # a segment cut off by timeout loses at most this many steps
 LOADER_WORKERS_1=${LOADER_WORKERS_1:-2}  # data loader processes while the build runs
-LOADER_WORKERS_2=${LOADER_WORKERS_2:-12} # ... after it is stopped (8 gave 1,950 samples/s on the H200; loaders or GPU as the bound: not measured)
+LOADER_WORKERS_2=${LOADER_WORKERS_2:-14} # ... after it is stopped (H200: 8 gave 1,950 samples/s on stored crops; 14 gave 963/s degrading online)
 STARTUP_S=${STARTUP_S:-30}           # a trainer start (imports, grammar table, val set, CUDA)
-SEG2_SPEEDUP=${SEG2_SPEEDUP:-3}      # segment 2 vs segment 1 samples/s: on the H200 (seed 2611)
-                                     # 490/s with 2 loaders beside the build, 1,950/s with 8 after
-DEGRADE_ONLINE=${DEGRADE_ONLINE:-0}  # >0: build clean crops (--strength-max 0) and degrade them
+SEG2_SPEEDUP=${SEG2_SPEEDUP:-}       # segment 2 vs segment 1 samples/s. Unset: with DEGRADE_ONLINE the
+                                     # loaders bound both segments, so 0.7 x LOADER_WORKERS_2 /
+                                     # LOADER_WORKERS_1 (H200, seeds 2626/2627: 184/s with 2 loaders
+                                     # then 963/s with 14; 392/s with 6 then 693/s with 14); else 3
+                                     # (seed 2611: 490/s with 2 beside the build, 1,950/s with 8 after)
+DEGRADE_ONLINE=${DEGRADE_ONLINE:-1.0} # >0: build clean crops (--strength-max 0) and degrade them
                                      # afresh on every read up to this strength (train
-                                     # --degrade-online). On the 2-core CPU machine a clean build
-                                     # took 0.73x the CPU of a degraded one, and degrading costs a
-                                     # loader 10.6 ms CPU per crop, so loaders, not the GPU, would
-                                     # bound the rate; worth it when crops are seen many times
+                                     # --degrade-online), so crops seen many times look different
+                                     # each time. 0: build degraded crops and read them as stored.
+                                     # Loaders, not the GPU, bound the rate (about 65-90 samples/s
+                                     # per loader on the H200 machine). Seed 2626 (1.0): val SER
+                                     # still falling after 6 passes over its ~24k crops
 INIT=${INIT:-resources/models/omr-small/weights.pt}  # the shipped model's weights (fp16)
 EXPORT_ARGS=${EXPORT_ARGS:---decoder ctc}  # add --quantize for int8 ONNX
 DEVICE=${DEVICE:-cuda}
@@ -194,13 +200,18 @@ c = torch.load(sys.argv[1], map_location='cpu', weights_only=False)
 print(c['step'], c['step'] * int(sys.argv[2]) / max(c['wall_s'], 1e-9))" "$RUN/last.pt" "$BATCH") || true
 rate=$(awk '{sub("/s", "", $5); print $5}' <<<"$line")
 rate=${rate:-$rate_ckpt}
+if [[ -z $SEG2_SPEEDUP ]]; then
+  SEG2_SPEEDUP=3
+  awk -v d="$DEGRADE_ONLINE" 'BEGIN { exit !(d > 0) }' &&
+    SEG2_SPEEDUP=$(awk -v a="$LOADER_WORKERS_1" -v b="$LOADER_WORKERS_2" 'BEGIN { print 0.7 * b / a }')
+fi
 rate=$(awk -v r="${rate:-0}" -v f="$SEG2_SPEEDUP" 'BEGIN { print r * f }')
 left=$((TRAIN_END - $(now)))
 # Time to train t: left = startup + t + (1 + steps/EVAL_EVERY) validations of EVAL_S each,
-# with steps = 0.85 x rate/batch x t (the 0.85 is slack: the timeout would cut the cosine).
+# with steps = 0.9 x rate/batch x t (the 0.9 is slack: the timeout would cut the cosine).
 steps2=$(awk -v s="${step1:-0}" -v r="${rate:-0}" -v b="$BATCH" -v left="$left" \
   -v up="$STARTUP_S" -v e="$EVAL_S" -v every="$EVAL_EVERY" 'BEGIN {
-    sps = 0.85 * r / b; t = (left - up - e) / (1 + e * sps / every)
+    sps = 0.9 * r / b; t = (left - up - e) / (1 + e * sps / every)
     n = int(sps * t); if (n < 0) n = 0; print s + n }')
 say "segment 2: ${left}s left, ${rate:-?} samples/s expected -> train to step $steps2"
 if ((steps2 > ${step1:-0} + 20 && left > STARTUP_S + 30)); then

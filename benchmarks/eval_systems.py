@@ -108,6 +108,7 @@ def evaluate(model_dir: Path, data: Path, limit: int, threads: int) -> dict[str,
                 "reference_tokens": len(ids),
                 "measures_right": measures == meta["measures"][1] - meta["measures"][0],
                 "measures": measures,
+                "true_measures": meta["measures"][1] - meta["measures"][0],
                 "flagged": flagged,
             }
         )
@@ -137,6 +138,7 @@ def evaluate(model_dir: Path, data: Path, limit: int, threads: int) -> dict[str,
         "crops": len(rows),
         "ms_per_system": round(1000 * seconds / max(1, len(rows)), 1),
         "groups": table,
+        "rows": rows,
     }
 
 

@@ -279,7 +279,7 @@ class PagePipeline:
             [b[2] for b in boxes], system.barlines_x, events, system.staff_space, start
         )
         edges = drop_unread_barlines(edges, read, system.staff_space, start=start)
-        edges = add_read_barlines(edges, read, system.staff_space, start=start)
+        edges = add_read_barlines(edges, read, system.staff_space, start=start, staff_events=events)
         boxes = [
             (a, top, b, bottom) for a, b in zip([boxes[0][0], *edges[:-1]], edges, strict=True)
         ]
@@ -328,51 +328,53 @@ class PagePipeline:
         return merged, [(where[i][0], where[i][1] + s) for i, s in owners]
 
     def _fit_meter(self, systems: list[tuple[list[list[int]], list[list[float]]]]) -> None:
-        """Replace, in place, a time signature that the page's measures contradict
-        (:func:`~omr_engine.inference.meter.choose_time`): the first one read at a line's
-        start, on every staff that read one, judged by the measures it governs (to the
-        next signature at a line's start). A replaced signature gets confidence 0.5 at
-        most, so the studio marks it for a look."""
+        """Replace, in place, each time signature that the page's measures contradict
+        (:func:`~omr_engine.inference.meter.choose_time`). Each signature read, at a
+        line's start or inside a line (a change of meter), is judged by the measures it
+        governs: on every staff, from the measure where it stands to the next signature
+        read. The staves that read a signature at the same measure are judged and mended
+        together. A replaced signature gets confidence 0.5 at most, so the studio marks it
+        for a look."""
         time_kind, barline = self.grammar.kinds("time"), self.grammar.kinds("barline")
-
-        def header_times(ids: list[int]) -> list[int]:
-            out = []
-            for k, t in enumerate(ids):
-                if barline[t]:
-                    break
-                if time_kind[t]:
-                    out.append(k)
-            return out
-
-        heads = [[header_times(staff) for staff in ids] for ids, _ in systems]
-        first = next((i for i, h in enumerate(heads) if any(h)), None)
-        if first is None:
+        # (system, measure) -> [(staff, token index)] of the first signature read there
+        marks: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for i, (ids, _) in enumerate(systems):
+            for s, staff in enumerate(ids):
+                measure, seen = 0, False
+                for k, t in enumerate(staff):
+                    if barline[t]:
+                        measure, seen = measure + 1, False
+                    elif time_kind[t] and not seen:
+                        marks.setdefault((i, measure), []).append((s, k))
+                        seen = True
+        if not marks:
             return
-        lengths, compound, simple = [], 0, 0
-        for i in range(first, len(systems)):
-            if i > first and any(heads[i]):
-                break  # a new signature at this line's start
-            for staff in systems[i][0]:
-                score = tokens_to_score(self.vocab.decode(staff))
-                lengths += measure_lengths(score)
-                c, p = beat_votes(score)
-                compound, simple = compound + c, simple + p
-        ids, confs = systems[first]
-        read = [
-            (self.vocab.info(ids[s][k]).value, confs[s][k])
-            for s, found in enumerate(heads[first])
-            for k in found[:1]
-        ]
+        scores = [[tokens_to_score(self.vocab.decode(st)) for st in ids] for ids, _ in systems]
         times = [self.vocab.info(t).value for t in np.nonzero(time_kind)[0]]
-        new = choose_time(read, lengths, times, (compound, simple))
-        if new is None:
-            return
-        token = self.vocab.id(f"<time:{new}>")
-        for s, found in enumerate(heads[first]):
-            for k in found[:1]:
+        events = sorted(marks)
+        for n, (first, at) in enumerate(events):
+            lengths, compound, simple = [], 0, 0
+            for i in range(first, len(systems)):
+                if i > first and (i, 0) in marks:
+                    break  # a new signature at this line's start
+                start = at if i == first else 0
+                for score in scores[i]:
+                    lengths += measure_lengths(score, start)
+                    c, p = beat_votes(score, start)
+                    compound, simple = compound + c, simple + p
+                if any(e[0] == i and e[1] > start for e in events[n + 1 :]):
+                    break  # a change of meter inside this line ends what it governs
+            ids, confs = systems[first]
+            read = [(self.vocab.info(ids[s][k]).value, confs[s][k]) for s, k in marks[first, at]]
+            new = choose_time(read, lengths, times, (compound, simple))
+            if new is None:
+                continue
+            token = self.vocab.id(f"<time:{new}>")
+            for s, k in marks[first, at]:
                 if ids[s][k] != token:
                     ids[s][k] = token
                     confs[s][k] = min(confs[s][k], 0.5)
+                    scores[first][s] = tokens_to_score(self.vocab.decode(ids[s]))
 
     def _mend_system(
         self,

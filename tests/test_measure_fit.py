@@ -123,6 +123,19 @@ def test_a_barline_read_on_most_staves_is_added_to_the_layouts():
     assert add_read_barlines(edges, [[(275.0, 0.99)]] * 3, 10.0, 0.0) == edges
 
 
+def test_a_closing_barline_read_before_a_courtesy_signature_opens_no_empty_measure():
+    from omr_engine.inference.measures import add_read_barlines
+
+    # The layout ends the last measure at the system's end (300), past a courtesy time
+    # signature; both staves read the closing barline at 250 and no note after it.
+    edges, read = [100.0, 300.0], [[(100.0, 0.9), (250.0, 0.9)]] * 2
+    notes = [[20.0, 60.0, 150.0, 230.0], [40.0, 180.0]]
+    assert add_read_barlines(edges, read, 10.0, 0.0, staff_events=notes) == edges
+    # With a note read after it, it ends a measure the layout missed.
+    later = [[20.0, 150.0, 270.0], [40.0, 180.0]]
+    assert add_read_barlines(edges, read, 10.0, 0.0, staff_events=later) == [100.0, 250.0, 300.0]
+
+
 def test_a_stroke_no_staff_read_as_a_barline_is_dropped_from_the_layouts():
     from omr_engine.inference.measures import drop_unread_barlines
 

@@ -362,3 +362,32 @@ def test_a_time_signature_the_measures_contradict_is_read_again_from_them():
     kept = transcribe([sample_page()], PagePipeline(recognizer=MisreadTime(), fit_meter=False))
     assert tokens_by_measure(kept.score) != tokens_by_measure(source)
     assert len(kept.diagnostics) >= 5
+
+
+class MisreadMeterChange(TrueTokens):
+    """As TrueTokens, but every staff of the second system reads a change of meter to 3/4
+    at the start of its second measure, which holds four quarters like the rest."""
+
+    def recognize(self, images, grammar_factory=None, beam=1, token_logp=False):
+        vocab = default_vocabulary()
+        first_call = self.calls
+        out = super().recognize(images, grammar_factory, beam, token_logp)
+        for k, result in enumerate(out):
+            if first_call + k >= 4:  # the second system's four staves
+                ids = list(result.ids)
+                at = next(j for j, t in enumerate(ids) if vocab.info(t).kind == "barline")
+                ids.insert(at + 1, vocab.id("<time:3/4>"))
+                out[k] = Result(ids, [0.9] * len(ids))
+        return out
+
+
+def test_a_change_of_meter_inside_a_line_is_judged_by_the_measures_it_governs():
+    kept = transcribe(
+        [sample_page()], PagePipeline(recognizer=MisreadMeterChange(), fit_meter=False)
+    )
+    assert any("3/4" in d.message for d in kept.diagnostics)  # four quarters in a 3/4 measure
+    fixed = transcribe([sample_page()], PagePipeline(recognizer=MisreadMeterChange()))
+    assert fixed.diagnostics == []
+    changed = [m for m in fixed.score.measures if m.staves[0].time is not None][1:]
+    assert changed and all(m.staves[0].time in ("4/4", "C") for m in changed)
+    assert all(fixed.confidences[m.id] <= 0.5 for m in changed)  # asks for a look

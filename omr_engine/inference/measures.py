@@ -244,6 +244,7 @@ def add_read_barlines(
     space: float,
     start: float,
     min_confidence: float = 0.8,
+    staff_events: Sequence[Sequence[float]] | None = None,
 ) -> list[float]:
     """The layout's measure ends, plus barlines the model read where the layout found none.
 
@@ -255,7 +256,10 @@ def add_read_barlines(
     than half of the system's staves (on a lone staff, read with ``min_confidence``), and
     at least two spaces from every measure end already known and from the system's start,
     and three from its end (a closing repeat sign is read at its dots, two spaces before
-    its thick line), is added.
+    its thick line), is added. Given ``staff_events`` (the x of each note or rest each
+    staff read), a barline with no note or rest read after it on any staff is the line's
+    closing barline, before a courtesy signature that the layout counted into the last
+    measure, and is not added: it would open an empty measure.
     """
     if not edges or not staff_barlines:
         return list(edges)
@@ -268,6 +272,10 @@ def add_read_barlines(
             continue  # the header, or the closing barline read at its dots (a repeat sign)
         if min(abs(x - k) for k in known) < 2.0 * space:
             continue
+        if staff_events is not None and not any(
+            e > x + 0.5 * space for events in staff_events for e in events
+        ):
+            continue  # the closing barline, a courtesy signature after it
         out.append(x)
         known.append(x)
     return sorted(out)

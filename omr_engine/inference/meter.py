@@ -4,12 +4,13 @@ A time signature is printed once, at a piece's start, in a few small digits; the
 reads it far less reliably than notes (it read 6/8 for 4/2 on every staff of several
 Palestrina pages), and one wrong signature makes the grammar flag every measure of the
 piece. The notes themselves say what it must be: most measures of a piece are full, so
-their summed note values give the measure length. Here the length that most of the page's
-measures have is found, a measure within an eighth of a length counting for it (one
-misread note value moves a measure's length a little: a 4/4 page read as 2/4 came out
-4, 3 1/2, 4 1/2, 3 3/4, 4 ... quarters); when the signature read gives a different length and clearly fewer
-of the measures fit it, the signature is replaced by one of that length: the one the
-model read on some staff if any, else the most usual one. 6/8 and 3/4 have the same
+their summed note values give the measure length. Here the most frequent length is
+found, and it stands for the page if it and the measures within an eighth of it are at
+least half of them (one misread note value moves a measure's length a little: a 4/4 page
+read as 2/4 came out 4, 3 1/2, 4 1/2, 3 3/4, 4 ... quarters); when the signature read
+gives a different length and clearly fewer of the measures fit it, the signature is
+replaced by one of that length: the one the model read on some staff if any, else the
+most usual one. 6/8 and 3/4 have the same
 length; where the notes start within the measure tells them apart (:func:`beat_votes`).
 The note values are trusted over the digits because there are many of them: a page of
 10 measures on 4 staves has 40 witnesses.
@@ -36,14 +37,15 @@ MIN_LEAD = 2  # ... and this many more measures than the signature read
 TOLERANCE = Fraction(1, 8)  # a measure within an eighth of a length counts for it (misread values)
 
 
-def measure_lengths(staff: Score) -> list[Fraction]:
+def measure_lengths(staff: Score, start: int = 0) -> list[Fraction]:
     """The length in quarter notes of each measure of one staff's line (its longest
-    voice), up to a time signature inside the line (a change of meter). Measures holding a
-    whole-measure rest or nothing say nothing about the meter and are left out."""
+    voice) from measure ``start`` up to the next time signature inside the line (a change
+    of meter). Measures holding a whole-measure rest or nothing say nothing about the
+    meter and are left out."""
     lengths: list[Fraction] = []
-    for k, measure in enumerate(staff.measures):
+    for k, measure in enumerate(staff.measures[start:], start):
         staff = measure.staves[0]
-        if k > 0 and staff.time is not None:
+        if k > start and staff.time is not None:
             break
         voices = [v for v in staff.voices if v]
         if not voices or any(getattr(e, "duration", 0) is None for v in voices for e in v):
@@ -52,13 +54,16 @@ def measure_lengths(staff: Score) -> list[Fraction]:
     return [x for x in lengths if x > 0]
 
 
-def beat_votes(staff: Score) -> tuple[int, int]:
-    """Among one staff's measures of three quarters, how many look compound (6/8: a note
-    starts at the second dotted-quarter beat, 1.5, and none at 2) and how many simple
-    (3/4: one starts at the third beat, 2, and none at 1.5). Note values alone cannot tell
-    the two apart; where the beats fall can."""
+def beat_votes(staff: Score, start: int = 0) -> tuple[int, int]:
+    """Among one staff's measures of three quarters (from measure ``start`` up to the next
+    change of meter), how many look compound (6/8: a note starts at the second
+    dotted-quarter beat, 1.5, and none at 2) and how many simple (3/4: one starts at the
+    third beat, 2, and none at 1.5). Note values alone cannot tell the two apart; where
+    the beats fall can."""
     compound = simple = 0
-    for measure in staff.measures:
+    for k, measure in enumerate(staff.measures[start:], start):
+        if k > start and measure.staves[0].time is not None:
+            break
         voices = measure.staves[0].voices
         onsets, at = set(), Fraction(0)
         for event in voices[0] if voices else []:
@@ -77,10 +82,15 @@ def _compound(time: str) -> bool:
     return den == "8" and num in ("6", "9", "12")
 
 
-def _near(counts: Counter[Fraction], length: Fraction) -> int:
+def _near(counts: Counter[Fraction], length: Fraction, rival: Fraction | None = None) -> int:
     """How many measures lie within ``TOLERANCE`` of ``length`` (``counts``: measures per
-    length)."""
-    return sum(n for other, n in counts.items() if abs(other - length) <= length * TOLERANCE)
+    length), and nearer to it than to ``rival`` when one is given."""
+    return sum(
+        n
+        for other, n in counts.items()
+        if abs(other - length) <= length * TOLERANCE
+        and (rival is None or abs(other - length) < abs(other - rival))
+    )
 
 
 def choose_time(
@@ -101,7 +111,9 @@ def choose_time(
         return None
     counts = Counter(lengths)
     support = {length: _near(counts, length) for length in counts}
-    best = max(counts, key=lambda length: (support[length], counts[length]))
+    # The most frequent length, not the best supported: a length between two others (11/4
+    # quarters, from a misread value, between 5/2 and 3) gathers the support of both.
+    best = max(counts, key=lambda length: (counts[length], support[length]))
     fit = support[best]
     if fit < MIN_SHARE * len(lengths):
         return None
@@ -115,7 +127,9 @@ def choose_time(
 
     if all(fits(t) for t, _ in read):
         return None  # what was read agrees with the measures
-    worst = min(_near(counts, time_length(t)) for t, _ in read)
+    # A measure counts for a signature read only if it is nearer that length than the
+    # one found: 3/4 measures said nothing for an 11/16 read (within an eighth of it).
+    worst = min(_near(counts, time_length(t), best) for t, _ in read)
     if fit < worst + MIN_LEAD and kind is None:
         return None  # the measures do not clearly contradict it
     same = [(c, t) for t, c in read if fits(t)]

@@ -32,6 +32,7 @@ from .inference.measures import (
 )
 from .inference.meter import beat_votes, choose_time, measure_lengths
 from .inference.ties import mend_ties
+from .inference.tuplets import mend_tuplets
 from .layout import (
     LayoutCrop,
     NoStavesError,
@@ -489,6 +490,9 @@ class PagePipeline:
         yield PageResult(page.index, score, layout, confidences)
 
 
+MEND_TUPLETS = True  # module switch, for measuring the pipeline without it
+
+
 def mend_staff(
     ids: list[int],
     confs: list[float],
@@ -497,11 +501,14 @@ def mend_staff(
     time: str | None,
     piece_start: bool,
 ) -> tuple[list[int], list[float], list[np.ndarray | None]]:
-    """The pipeline's last steps on one staff's line of tokens: note values mended against
-    ``time``, the signature in force where the line starts (:func:`repair_durations`),
-    then ties between different pitches (:func:`mend_ties`). ``rows`` are the model's
-    columns where each token was read (None for one it did not read); returns the ids,
-    confidences and columns."""
+    """The pipeline's last steps on one staff's line of tokens: tuplet ends moved so that
+    the tuplets fill their brackets (:func:`mend_tuplets`) and note values mended
+    (:func:`repair_durations`), both against ``time``, the signature in force where the
+    line starts, then ties between different pitches (:func:`mend_ties`). ``rows`` are the
+    model's columns where each token was read (None for one it did not read); returns the
+    ids, confidences and columns."""
+    if MEND_TUPLETS:
+        ids, confs, rows, _ = mend_tuplets(ids, confs, rows, vocab, time)
     ids, confs, _ = repair_durations(ids, confs, rows, vocab, time=time, piece_start=piece_start)
     ids, confs, rows, _ = mend_ties(ids, confs, rows, vocab)
     return ids, confs, rows

@@ -13,6 +13,8 @@
 #      segment 1 measured, so the cosine schedule ends on time
 #   5. export best.pt (else last.pt) with --include-weights and copy the model directory,
 #      log.csv and this run's log to $OUT
+#   6. in the time left, time the exported model's reading on this device
+#      (benchmarks/bench_torch.py: ms per staff, fp32 and bf16) into $OUT/speed.json
 #
 # Why two segments: the streaming dataset (train without --curriculum) reads the shard list
 # once, when training starts, and --curriculum loads the crops into memory once; neither
@@ -36,7 +38,7 @@ T0=$(date +%s)
 
 # ---- knobs (override with environment variables) ----
 BUDGET_S=${BUDGET_S:-510}            # the whole script, seconds from its start
-EXPORT_RESERVE_S=${EXPORT_RESERVE_S:-70}  # kept for export and copying at the end
+EXPORT_RESERVE_S=${EXPORT_RESERVE_S:-70}  # kept for export, copying and the speed benchmark
 SYNTH_S=${SYNTH_S:-240}              # how long the train-set build runs before it is stopped
 SYNTH_WORKERS=${SYNTH_WORKERS:-13}   # synth processes (16 cores: 2 loaders and the trainer too)
 SHARD_SIZE=${SHARD_SIZE:-250}        # small shards: the first ones are ready sooner
@@ -235,4 +237,12 @@ timeout -k 10 "$left" python3 -m omr_engine.cli export "$ckpt" "$WORK/model" --u
 mkdir -p "$OUT/omr-small"
 cp "$WORK/model"/* "$OUT/omr-small/"
 du -b "$OUT/omr-small"/* | awk '{printf "%10.1f KiB  %s\n", $1/1024, $2}'
+
+# ---- 6. reading speed on this device (PyTorch: onnxruntime here has no CUDA provider) ----
+left=$((DEADLINE - $(now)))
+if ((left > 20)); then
+  say "reading speed (${left}s)"
+  timeout -k 5 "$left" python3 benchmarks/bench_torch.py "$WORK/model" --data "$WORK/data/val" \
+    --device "$DEVICE" --crops "$VAL_COUNT" --threads 4 --out "$OUT/speed.json" || true
+fi
 say "done"

@@ -55,6 +55,28 @@ def test_a_barline_the_model_missed_is_put_where_the_notes_cross_it():
     assert conf[2:] == [0.9] * 4
 
 
+def test_a_missed_barline_does_not_part_a_chord_or_a_tie_from_its_note():
+    tokens, _ = fit(
+        [
+            ("<note:C5-half>", 0.36),
+            ("<chord>", 0.39),
+            ("<note:E5-half>", 0.42),  # the chord's note, read just past the layout's 0.4
+            ("<tie>", 0.43),
+            ("<note:E5-half>", 0.55),
+            ("<barline>", 0.7),
+            ("<note:F5-half>", 0.85),
+            ("<barline>", 0.99),
+        ]
+    )
+    assert (
+        tokens
+        == (
+            "<note:C5-half> <chord> <note:E5-half> <tie> <barline> <note:E5-half> <barline> "
+            "<note:F5-half> <barline>"
+        ).split()
+    )
+
+
 def test_a_barline_the_layout_did_not_see_is_dropped():
     tokens, _ = fit(
         [

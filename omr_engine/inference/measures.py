@@ -143,7 +143,11 @@ def fit_to_measures(
                 insert()
             close(token, conf, j)
             continue
-        while k < len(edges) and k not in matched and x > edges[k]:
+        # a chord mark, the chord's note after it and a tie belong to the note before
+        attached = kind in ("chord", "tie") or (
+            kind == "note" and j > 0 and kinds[j - 1] == "chord"
+        )
+        while k < len(edges) and k not in matched and x > edges[k] and not attached:
             insert()
         if k >= len(edges):
             break  # past the staff's last measure

@@ -49,7 +49,9 @@ def load(model_dir: Path, device: torch.device) -> OMRModel:
 
 
 def best_paths(model: OMRModel, pixels: torch.Tensor, widths: torch.Tensor) -> list[list[int]]:
-    """Best-path CTC token ids per crop (repeats merged, blanks dropped)."""
+    """Best-path CTC token ids per crop (repeats merged, blanks dropped), on the device:
+    the runtime's ``inference.decoding.ctc_decode`` also works out each token's confidence
+    and position column by column in Python, which is CPU work, not the model's."""
     memory, valid = model.forward_features(pixels, widths)
     logits, lengths = model.ctc(memory, valid)
     best = logits.argmax(-1)  # (B, C); the blank is the last class

@@ -375,7 +375,6 @@ class PagePipeline:
                 if ids[s][k] != token:
                     ids[s][k] = token
                     confs[s][k] = min(confs[s][k], 0.5)
-                    scores[first][s] = tokens_to_score(self.vocab.decode(ids[s]))
 
     def _mend_system(
         self,
@@ -490,9 +489,6 @@ class PagePipeline:
         yield PageResult(page.index, score, layout, confidences)
 
 
-MEND_TUPLETS = True  # module switch, for measuring the pipeline without it
-
-
 def mend_staff(
     ids: list[int],
     confs: list[float],
@@ -507,8 +503,7 @@ def mend_staff(
     line starts, then ties between different pitches (:func:`mend_ties`). ``rows`` are the
     model's columns where each token was read (None for one it did not read); returns the
     ids, confidences and columns."""
-    if MEND_TUPLETS:
-        ids, confs, rows, _ = mend_tuplets(ids, confs, rows, vocab, time)
+    ids, confs, rows, _ = mend_tuplets(ids, confs, rows, vocab, time)
     ids, confs, _ = repair_durations(ids, confs, rows, vocab, time=time, piece_start=piece_start)
     ids, confs, rows, _ = mend_ties(ids, confs, rows, vocab)
     return ids, confs, rows

@@ -54,9 +54,9 @@ def mend_tuplets(
         if info.kind == "time":
             time = info.value
         if info.kind == "tuplet":
-            new_end = _better_end(out, j, vocab, values.length, time)
-            if new_end is not None:
-                old = _end_of(out, j, vocab)
+            found = _better_end(out, j, vocab, values.length, time)
+            if found is not None:
+                old, new_end = found
                 token, c, row = out.pop(old), conf.pop(old), rows.pop(old)
                 at = new_end - (1 if new_end > old else 0)
                 out.insert(at, token)
@@ -65,6 +65,14 @@ def mend_tuplets(
                 moved += 1
         j += 1
     return out, conf, rows, moved
+
+
+def _counted(ids: Sequence[int], j: int, vocab: Vocabulary) -> bool:
+    """Whether token ``j`` starts an event that takes time: a note or rest, not a
+    chord's added note or a grace note."""
+    kind = vocab.info(ids[j]).kind
+    previous = vocab.info(ids[j - 1]).kind if j > 0 else ""
+    return kind == "rest" or (kind == "note" and previous not in ("chord", "grace"))
 
 
 def _end_of(ids: Sequence[int], start: int, vocab: Vocabulary) -> int:
@@ -84,9 +92,9 @@ def _better_end(
     vocab: Vocabulary,
     length: dict[int, Fraction],
     time: str | None,
-) -> int | None:
-    """Where to put the end of the tuplet opened at ``start`` (the index to insert it
-    before, in ``ids`` as they are), or None to leave it."""
+) -> tuple[int, int] | None:
+    """Where the end of the tuplet opened at ``start`` stands and where to put it (the
+    index to insert it before, in ``ids`` as they are), or None to leave it."""
     actual, normal = vocab.info(ids[start]).tuplet_ratio
     end = _end_of(ids, start, vocab)
     if end < 0 or not actual:
@@ -103,8 +111,7 @@ def _better_end(
             inside = len(events)
             j += 1
             continue
-        previous = vocab.info(ids[j - 1]).kind
-        if kind in ("note", "rest") and not (kind == "note" and previous in ("chord", "grace")):
+        if _counted(ids, j, vocab):
             events.append((j, length.get(ids[j], Fraction(0))))
         j += 1
     stop = j  # the barline, voice or next tuplet after this voice's run
@@ -142,7 +149,7 @@ def _better_end(
             continue
         if best is None or abs(k - inside) < best[0]:
             best = (abs(k - inside), k)
-    return after(best[1]) if best is not None else None
+    return (end, after(best[1])) if best is not None else None
 
 
 _VOICE_ENDS = ("barline", "voice", "staff")
@@ -161,14 +168,11 @@ def _voice_length(
         info = vocab.info(ids[k])
         if info.kind in _VOICE_ENDS:
             break
-        previous = vocab.info(ids[k - 1]).kind if k > 0 else ""
         if info.kind == "tuplet":
             actual, normal = info.tuplet_ratio
             scale = Fraction(normal, actual) if actual else Fraction(1)
         elif info.kind == "tuplet_end":
             scale = Fraction(1)
-        elif info.kind in ("note", "rest") and not (
-            info.kind == "note" and previous in ("chord", "grace")
-        ):
+        elif _counted(ids, k, vocab):
             total += length.get(ids[k], Fraction(0)) * scale
     return total

@@ -365,8 +365,8 @@ def _warp(ink: np.ndarray, d: Degradation) -> tuple[np.ndarray, Warp]:
 
 def _gaussian_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
     """Pixel noise from OpenCV's generator seeded from ``rng`` (deterministic per seed):
-    about 4 times faster than numpy's ``standard_normal`` on a staff crop, and the data
-    loaders that degrade crops online spend most of their time here."""
+    about 4 times faster than numpy's ``standard_normal`` on a staff crop, which matters
+    to the data loaders that degrade crops online."""
     noise = np.empty(shape, np.float32)
     cv2.setRNGSeed(int(rng.integers(0, 2**31 - 1)))
     cv2.randn(noise, 0.0, float(sigma))

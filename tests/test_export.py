@@ -136,6 +136,30 @@ def test_onnxruntime_matches_torch_with_merged_patch_rows(tmp_path):
     assert_same_tokens(model, out, random_crops(6, seed=3))
 
 
+def test_ctc_with_two_frames_per_column_reads_the_same_through_onnxruntime(tmp_path):
+    from omr_engine.inference.decoding import ctc_decode
+
+    torch.manual_seed(2)
+    vocab = ToyVocab()
+    cfg = ModelConfig.preset("tiny", merge_rows_after=0, ctc_upsample=2).with_vocab(vocab)
+    model = OMRModel(cfg, vocab.factors()).eval()
+    vocab_file = tmp_path / "vocab.json"
+    vocab_file.write_text('{"tokens": []}')
+    out = export_model(model, tmp_path / "model", vocab_path=vocab_file)
+    crops = random_crops(5, seed=9)
+    got = Recognizer(out, device="cpu").recognize(crops, decoder="ctc", batch_size=4)
+    for crop, result in zip(crops, got, strict=True):
+        pixels, widths = preprocess_batch([crop], cfg.preprocess)
+        with torch.no_grad():
+            logits, lengths = model.ctc(
+                *model.encoder(torch.from_numpy(pixels), torch.from_numpy(widths))
+            )
+        columns = -(-int(widths[0]) // cfg.preprocess.patch_size)  # a part-filled column counts
+        assert int(lengths[0]) == 2 * columns
+        assert result.ids == ctc_decode(logits[0].numpy(), int(lengths[0])).ids
+        assert all(0.0 <= p <= 1.0 for p in result.positions)
+
+
 def test_onnxruntime_matches_torch_on_a_trained_model(tmp_path):
     from omr_engine.model.train import model_from_checkpoint, train
 

@@ -348,6 +348,44 @@ def test_init_from_and_curriculum(tmp_path):
     assert WithCurriculum.seen[:3] == [0.0, 0.1, 0.2]
 
 
+def test_a_ctc_head_widened_from_a_checkpoint_first_reads_as_before(tmp_path):
+    from omr_engine.inference.decoding import ctc_decode
+
+    cfg = ModelConfig.preset("tiny")
+    train(cfg, BlocksDataset(16), None, tmp_path / "a", vocab=ToyVocab(), steps=3, **FAST)
+    old = model_from_checkpoint(tmp_path / "a" / "last.pt").eval()
+    r = train(
+        dataclasses.replace(cfg, ctc_upsample=2),
+        BlocksDataset(16),
+        None,
+        tmp_path / "b",
+        vocab=ToyVocab(),
+        steps=1,
+        init_from=tmp_path / "a" / "last.pt",
+        **{**FAST, "lr": 0.0},  # one step that changes nothing, to save the widened model
+    )
+    assert r.step == 1
+    wide = model_from_checkpoint(tmp_path / "b" / "last.pt").eval()
+    assert wide.cfg.ctc_upsample == 2
+    pixels, widths, _ = random_batch(old.cfg)
+    with torch.no_grad():
+        lo, lo_len = old.ctc(*old.encoder(pixels, widths))
+        hi, hi_len = wide.ctc(*wide.encoder(pixels, widths))
+    assert hi.shape[1] == 2 * lo.shape[1] and hi_len.tolist() == (2 * lo_len).tolist()
+    torch.testing.assert_close(hi[:, 0::2], lo)
+    torch.testing.assert_close(hi[:, 1::2], lo)
+    for i in range(len(widths)):
+        a = ctc_decode(lo[i].numpy(), int(lo_len[i]))
+        b = ctc_decode(hi[i].numpy(), int(hi_len[i]))
+        assert a.ids == b.ids
+        np.testing.assert_allclose(a.positions, b.positions, atol=0.5 / int(lo_len[i]))
+
+
+def test_ctc_upsample_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="ctc_upsample"):
+        ModelConfig.preset("tiny", ctc_upsample=0)
+
+
 def poison_losses(monkeypatch, value: float, batches: set[int] | None = None) -> dict:
     """Make train's loss ``value`` (NaN or inf) on the given batches (1-based; all when
     None), as one bad crop can; returns the count of batches seen."""
@@ -427,6 +465,13 @@ def test_train_command_streams_several_folders_degrading_clean_crops(tmp_path, c
     common += ["--warmup", "1", "--eval-every", "100", "--checkpoint-every", "100"]
     assert main(common + ["--out", str(tmp_path / "run"), "--degrade-online", "0.8"]) == 0
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 2
+    # a wider CTC head is asked for once; continuing from it keeps it
+    wide = ["--init-from", str(tmp_path / "run" / "last.pt"), "--ctc-upsample", "2"]
+    assert main(common + ["--out", str(tmp_path / "wide"), *wide]) == 0
+    more = ["--init-from", str(tmp_path / "wide" / "last.pt")]
+    assert main(common + ["--out", str(tmp_path / "more"), *more]) == 0
+    for run in ("wide", "more"):
+        assert load_checkpoint(tmp_path / run / "last.pt")["model_config"]["ctc_upsample"] == 2
     capsys.readouterr()
     code = main(common + ["--out", str(tmp_path / "no"), "--degrade-online", "0.8", "--curriculum"])
     err = capsys.readouterr().err.strip()

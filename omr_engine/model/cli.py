@@ -9,6 +9,7 @@ import argparse
 import itertools
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -34,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grammar-weight", type=float, default=0.1)
     p.add_argument(
         "--ctc-weight", type=float, default=0.3, help="weight of the encoder's auxiliary CTC loss"
+    )
+    p.add_argument(
+        "--ctc-upsample",
+        type=int,
+        choices=[1, 2, 3, 4],
+        help="CTC frames per encoder column (default: --init-from's, else the preset's); from "
+        "a checkpoint with fewer, each new frame starts as a copy of the old one",
     )
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--checkpoint-every", type=int, default=250)
@@ -118,6 +126,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     table = GrammarClassTable.build(Grammar(vocab), itertools.islice(sample, 3000))
     print(f"grammar classes: {len(table)}", file=sys.stderr)
     config = ModelConfig.preset(args.config)
+    upsample = args.ctc_upsample
+    if upsample is None and args.init_from is not None:  # keep the checkpoint's head
+        from omr_engine.model.train import load_checkpoint
+
+        upsample = load_checkpoint(args.init_from)["model_config"].get("ctc_upsample", 1)
+    if upsample is not None:
+        config = replace(config, ctc_upsample=upsample)
     curriculum = None
     if args.curriculum:
         from omr_engine.model.curriculum import PrefixCropDataset, Schedule, load_records

@@ -63,6 +63,10 @@ class ModelConfig:
     # auxiliary CTC head on the encoder (training only, not exported): speeds up learning to
     # align decoder steps with image columns; needs targets in left-to-right order (staffs)
     ctc_head: bool = False
+    # CTC frames per patch column: a column 8 px wide can hold a chord of three notes
+    # (five tokens), which one frame per column cannot spell; each column's vector is
+    # projected to this many frames (measured in docs/TRAINING.md, run 4n)
+    ctc_upsample: int = 1
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
     def __post_init__(self) -> None:
@@ -83,6 +87,8 @@ class ModelConfig:
             )
         if self.preprocess.patch_size != 8:
             raise ValueError("the conv stem has a fixed stride of 8: patch_size must be 8")
+        if not 1 <= self.ctc_upsample <= 4:
+            raise ValueError("ctc_upsample must be 1 to 4 frames per column")
         if min(self.factor_sizes, default=0) < 1:
             raise ValueError("every factor needs at least one id")
 

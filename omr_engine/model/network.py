@@ -442,7 +442,7 @@ class OMRModel(nn.Module):
         self.decoder = Decoder(cfg, factors)
         if cfg.ctc_head:
             # auxiliary CTC head over patch columns, tied to the token matrix (+ a blank)
-            self.ctc_proj = nn.Linear(cfg.d_model, cfg.d_model)
+            self.ctc_proj = nn.Linear(cfg.d_model, cfg.d_model * cfg.ctc_upsample)
             self.ctc_norm = nn.LayerNorm(cfg.d_model)
             self.ctc_blank = nn.Parameter(torch.zeros(cfg.d_model))
         self.apply(self._init_weights)
@@ -502,12 +502,14 @@ class OMRModel(nn.Module):
         return out
 
     def ctc(self, memory: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """memory (B, S, D) -> CTC logits (B, C, V+1) over patch columns, lengths (B,)."""
+        """memory (B, S, D) -> CTC logits (B, C*k, V+1) over patch columns, k frames per
+        column (``ctc_upsample``), and valid frames (B,)."""
         b, _, d = memory.shape
-        r = self.cfg.memory_rows
-        h = self.ctc_norm(self.ctc_proj(memory.view(b, r, -1, d).mean(1)))  # (B, C, D)
+        r, k = self.cfg.memory_rows, self.cfg.ctc_upsample
+        h = self.ctc_proj(memory.view(b, r, -1, d).mean(1))  # (B, C, k*D)
+        h = self.ctc_norm(h.view(b, -1, d))  # (B, C*k, D): a column's frames in order
         table = torch.cat([self.decoder.embed.table(), self.ctc_blank[None]])  # (V+1, D)
-        lengths = valid.view(b, r, -1)[:, 0].sum(1).long()  # (B,)
+        lengths = valid.view(b, r, -1)[:, 0].sum(1).long() * k  # (B,)
         return (h @ table.t().to(h.dtype)) * d**-0.5, lengths
 
     def empty_cache(self, batch: int, like: torch.Tensor) -> list[KV]:

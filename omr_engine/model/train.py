@@ -177,8 +177,18 @@ def model_from_checkpoint(ckpt: dict[str, Any] | str | Path) -> OMRModel:
 
 
 def _load_matching(model: OMRModel, state: dict[str, torch.Tensor]) -> list[str]:
-    """Copy tensors whose name and shape match; return the names skipped."""
+    """Copy tensors whose name and shape match; return the names skipped.
+
+    A CTC head with more frames per column (``ctc_upsample``) than the checkpoint's starts
+    with every frame a copy of the checkpoint's one, so it first reads exactly as before.
+    """
     own = model.state_dict()
+    state = dict(state)
+    for name in ("ctc_proj.weight", "ctc_proj.bias"):
+        if name in state and name in own:
+            src, dst = state[name], own[name]
+            if dst.shape[0] % src.shape[0] == 0 and dst.shape[1:] == src.shape[1:]:
+                state[name] = src.repeat(dst.shape[0] // src.shape[0], *[1] * (src.dim() - 1))
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     skipped = sorted(set(own) - set(usable))
     own.update(usable)

@@ -9,7 +9,9 @@ grammar-constrained decoding, and the script reports:
 
 - SER: token edit distance / reference length, over all crops, per font (Petaluma apart,
   it looks hand-written), and per degradation strength bucket ("clean" = strength 0, which
-  is what ``synth --strength-max 0`` builds);
+  is what ``synth --strength-max 0`` builds), and per source: pieces of the music21 corpus
+  ("corpus") or from the generator ("generated", denser and odder on purpose: chords,
+  voices, tuplets, double accidentals);
 - grammar violations: the share of decoded measures the grammar flags, for the model's
   output and, as a baseline, for the reference tokens of the same crops (a line cut out of
   a piece may legally start or end short, so the reference rate is not 0), each line read
@@ -149,6 +151,7 @@ def evaluate(
                     "dataset": str(data),
                     "piece": meta["piece"],
                     "font": meta["style"]["font"],
+                    "source": meta.get("source", "unknown"),
                     "strength": float(meta["strength"]),
                     "ref": ref,
                     "context": context,
@@ -170,6 +173,7 @@ def evaluate(
         groups[f"font {r['font']}"].append(r)
         groups[f"fonts: {font_group(r['font'])}"].append(r)
         groups[f"strength {bucket(r['strength'])}"].append(r)
+        groups[f"source {r['source']}"].append(r)
     table = {
         name: {
             "crops": len(sel),

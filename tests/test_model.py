@@ -381,6 +381,32 @@ def test_a_ctc_head_widened_from_a_checkpoint_first_reads_as_before(tmp_path):
         np.testing.assert_allclose(a.positions, b.positions, atol=0.5 / int(lo_len[i]))
 
 
+def test_ce_weight_zero_trains_the_encoder_and_ctc_head_and_leaves_the_decoder(tmp_path):
+    cfg = ModelConfig.preset("tiny")
+    train(cfg, BlocksDataset(16), None, tmp_path / "a", vocab=ToyVocab(), steps=2, **FAST)
+    before = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    kw = dict(vocab=ToyVocab(), steps=2, ctc_weight=1.0, **FAST)
+    train(
+        cfg,
+        BlocksDataset(16),
+        None,
+        tmp_path / "b",
+        init_from=tmp_path / "a" / "last.pt",
+        ce_weight=0.0,
+        **kw,
+    )
+    after = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    moved = {name for name in before if not torch.equal(before[name], after[name])}
+    assert any(n.startswith("encoder.") for n in moved) and "ctc_proj.weight" in moved
+    assert not any(n.startswith("decoder.") and "embed" not in n for n in moved)
+    rows = list(csv.DictReader((tmp_path / "b" / "log.csv").open()))
+    assert rows and all(float(r["ce"]) == 0.0 and float(r["ctc"]) > 0 for r in rows)
+    with pytest.raises(ValueError, match="CTC head"):
+        train(
+            cfg, BlocksDataset(16), None, tmp_path / "c", ce_weight=0.0, **{**kw, "ctc_weight": 0.0}
+        )
+
+
 def test_ctc_upsample_out_of_range_is_refused():
     with pytest.raises(ValueError, match="ctc_upsample"):
         ModelConfig.preset("tiny", ctc_upsample=0)

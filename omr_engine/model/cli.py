@@ -37,6 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ctc-weight", type=float, default=0.3, help="weight of the encoder's auxiliary CTC loss"
     )
     p.add_argument(
+        "--ce-weight",
+        type=float,
+        default=1.0,
+        help="weight of the attention decoder's cross-entropy; 0 trains the encoder and CTC "
+        "head alone, without running the decoder (faster; the decoder stays as it was)",
+    )
+    p.add_argument(
         "--ctc-upsample",
         type=int,
         choices=[1, 2, 3, 4],
@@ -183,6 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         warmup_steps=args.warmup,
         grammar_weight=args.grammar_weight,
         ctc_weight=args.ctc_weight,
+        ce_weight=args.ce_weight,
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,
         num_workers=args.workers,

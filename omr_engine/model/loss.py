@@ -50,7 +50,7 @@ def grammar_loss(
 
 
 def compute_loss(
-    logits: torch.Tensor,  # (B, T, V)
+    logits: torch.Tensor | None,  # (B, T, V); None when the decoder was not run
     targets: torch.Tensor,  # (B, T), pad_id where nothing is predicted
     balance: torch.Tensor,  # scalar from the model
     pad_id: int,
@@ -65,21 +65,28 @@ def compute_loss(
     ctc_lengths: torch.Tensor | None = None,  # (B,)
     ctc_weight: float = 0.0,
     eos_id: int = 2,
+    ce_weight: float = 1.0,
 ) -> LossOutput:
+    """The decoder's cross-entropy (times ``ce_weight``), its experts' balance and grammar
+    terms, and the encoder's CTC term. Without decoder ``logits`` (a step that trains the
+    encoder and CTC head alone) only the CTC term counts."""
     valid = targets != pad_id
-    ce = F.cross_entropy(
-        logits.float().flatten(0, 1),
-        targets.flatten(),
-        ignore_index=pad_id,
-        label_smoothing=label_smoothing,
-    )
-    total = ce + balance_weight * balance
-    gl = torch.zeros((), device=logits.device)
-    if grammar_weight and class_ids is not None and class_masks is not None:
+    zero = torch.zeros((), device=targets.device)
+    ce, total = zero, zero
+    if logits is not None:
+        ce = F.cross_entropy(
+            logits.float().flatten(0, 1),
+            targets.flatten(),
+            ignore_index=pad_id,
+            label_smoothing=label_smoothing,
+        )
+        total = ce_weight * ce + balance_weight * balance
+    gl = zero
+    if logits is not None and grammar_weight and class_ids is not None and class_masks is not None:
         allowed = class_masks[class_ids]  # (B, T, V)
         gl = grammar_loss(logits, allowed, valid, grammar_mode)
         total = total + grammar_weight * gl
-    ctc = torch.zeros((), device=logits.device)
+    ctc = zero
     if ctc_weight and ctc_logits is not None and ctc_lengths is not None:
         # targets are ids + EOS + padding; CTC reads the ids only
         target_lengths = (valid & (targets != eos_id)).sum(1)

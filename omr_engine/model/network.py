@@ -425,7 +425,7 @@ class Decoder(nn.Module):
 
 @dataclass
 class ForwardOutput:
-    logits: torch.Tensor  # (B, T, V)
+    logits: torch.Tensor | None  # (B, T, V); None when the decoder was not run
     balance: torch.Tensor  # scalar MoE load-balancing loss
     ctc_logits: torch.Tensor | None = None  # (B, C, V+1), blank = V; only with a CTC head
     ctc_lengths: torch.Tensor | None = None  # (B,) valid patch columns
@@ -491,12 +491,17 @@ class OMRModel(nn.Module):
         widths: torch.Tensor,  # (B,)
         tokens: torch.Tensor,  # (B, T): BOS + ids, padded
         token_mask: torch.Tensor | None = None,  # (B, T) float
+        decode: bool = True,
     ) -> ForwardOutput:
-        """Teacher-forced training pass."""
+        """Teacher-forced training pass; ``decode=False`` runs the encoder and CTC head
+        alone (``logits`` is then None)."""
         memory, valid = self.encoder(pixels, widths)
-        cross_kv = self.decoder.memory_kv(memory)
-        logits, _, balance = self.decoder(tokens, cross_kv, valid, None, token_mask)
-        out = ForwardOutput(logits, balance)
+        if decode:
+            cross_kv = self.decoder.memory_kv(memory)
+            logits, _, balance = self.decoder(tokens, cross_kv, valid, None, token_mask)
+            out = ForwardOutput(logits, balance)
+        else:
+            out = ForwardOutput(None, memory.new_zeros(()))
         if self.cfg.ctc_head:
             out.ctc_logits, out.ctc_lengths = self.ctc(memory, valid)
         return out
@@ -510,7 +515,8 @@ class OMRModel(nn.Module):
         h = self.ctc_norm(h.view(b, -1, d))  # (B, C*k, D): a column's frames in order
         table = torch.cat([self.decoder.embed.table(), self.ctc_blank[None]])  # (V+1, D)
         lengths = valid.view(b, r, -1)[:, 0].sum(1).long() * k  # (B,)
-        return (h @ table.t().to(h.dtype)) * d**-0.5, lengths
+        # scaling the (B, C*k, D) vectors, not the (B, C*k, V+1) logits: one pass less
+        return (h * d**-0.5) @ table.t().to(h.dtype), lengths
 
     def empty_cache(self, batch: int, like: torch.Tensor) -> list[KV]:
         """A zero-length KV cache for ``batch`` rows (dtype/device of ``like``)."""

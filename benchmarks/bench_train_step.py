@@ -1,0 +1,96 @@
+"""Training speed on this machine's CPU for the choices that cost time in a step: CTC
+frames per column (``ctc_upsample``) and whether the attention decoder runs
+(``--ce-weight 0`` leaves it out).
+
+    python benchmarks/bench_train_step.py --data /work/data/val3 [--init resources/models/omr-small]
+        [--batch 16] [--steps 4] [--threads 2]
+
+Each variant trains the ``small`` preset (from ``--init``'s weights when given) for
+``--steps`` timed steps of ``--batch`` real staff crops, the same batches for every variant,
+after one untimed step: forward, the losses ``train`` uses (CTC weight 1.0, grammar loss
+left out: it needs the class table), backward and an AdamW update. It prints samples/s per
+variant. Run it with nothing else on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from omr_engine.model.config import ModelConfig  # noqa: E402
+from omr_engine.model.data import Collate  # noqa: E402
+from omr_engine.model.loss import compute_loss  # noqa: E402
+from omr_engine.model.network import OMRModel  # noqa: E402
+from omr_engine.model.train import _load_matching, load_checkpoint  # noqa: E402
+from omr_engine.notation.vocabulary import default_vocabulary  # noqa: E402
+from omr_engine.synth.dataset import read_examples  # noqa: E402
+
+
+def samples_per_s(
+    cfg: ModelConfig, init: dict | None, batches: list, decode: bool, steps: int
+) -> float:
+    vocab = default_vocabulary()
+    torch.manual_seed(0)
+    model = OMRModel(cfg, vocab.factors())
+    if init is not None:
+        _load_matching(model, init)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    collate = Collate(cfg)
+    timed = 0.0
+    for i, examples in enumerate(batches[: steps + 1]):
+        batch = collate(examples)
+        t0 = time.perf_counter()
+        mask = (batch.tokens != cfg.pad_id).float()
+        fwd = model(batch.pixels, batch.widths, batch.tokens, mask, decode=decode)
+        out = compute_loss(
+            fwd.logits,
+            batch.targets,
+            fwd.balance,
+            cfg.pad_id,
+            ctc_logits=fwd.ctc_logits,
+            ctc_lengths=fwd.ctc_lengths,
+            ctc_weight=1.0,
+            eos_id=cfg.eos_id,
+        )
+        opt.zero_grad(set_to_none=True)
+        out.total.backward()
+        opt.step()
+        if i:  # the first step warms up
+            timed += time.perf_counter() - t0
+    return steps * len(batches[0]) / timed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--init", type=Path, help="checkpoint or model folder with weights.pt")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    vocab = default_vocabulary()
+    crops = itertools.islice(read_examples(args.data, ["staff"]), args.batch * (args.steps + 1))
+    examples = [{"image": im, "ids": vocab.encode(t)} for im, t, _ in crops]
+    batches = [examples[i : i + args.batch] for i in range(0, len(examples), args.batch)]
+    init = load_checkpoint(args.init)["model"] if args.init else None
+    base = ModelConfig.preset("small").with_vocab(vocab)
+    print(f"{args.steps} steps of {args.batch} staff crops, {args.threads} threads")
+    print("| CTC frames per column | decoder | samples/s |\n|---|---|---|")
+    for k, decode in [(1, True), (1, False), (2, True), (2, False)]:
+        cfg = dataclasses.replace(base, ctc_upsample=k)
+        rate = samples_per_s(cfg, init, batches, decode, args.steps)
+        print(f"| {k} | {'runs' if decode else 'left out (--ce-weight 0)'} | {rate:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -316,8 +316,9 @@ def test_resume_continues_exactly(tmp_path):
     assert b["step"] == 6
     for k, v in a["model"].items():
         torch.testing.assert_close(b["model"][k], v, atol=1e-6, rtol=1e-5, msg=k)
-    steps = [int(row["step"]) for row in csv.DictReader((tmp_path / "b" / "log.csv").open())]
-    assert steps == [3, 6]
+    rows = list(csv.DictReader((tmp_path / "b" / "log.csv").open()))
+    assert [int(row["step"]) for row in rows] == [1, 2, 3, 4, 5, 6]  # a row every log_every
+    assert [row["step"] for row in rows if row["val_ser"]] == []  # no val data given
 
 
 def test_init_from_and_curriculum(tmp_path):

@@ -17,7 +17,8 @@ validation symbol error rate and a CSV log.
   validation; returning True stops training after a checkpoint is written.
 - On CUDA the forward pass runs under bf16 autocast; on CPU in fp32.
 
-Files in ``out_dir``: ``last.pt``, ``best.pt`` (lowest validation SER), ``log.csv``.
+Files in ``out_dir``: ``last.pt``, ``best.pt`` (lowest validation SER), ``log.csv`` (a row of
+mean losses every ``log_every`` steps, with the validation SER every ``eval_every``).
 """
 
 from __future__ import annotations
@@ -489,9 +490,10 @@ def train(
         mean_loss = sums["loss"] / max(n_steps, 1)
         if callback is not None and (step % tc.log_every == 0 or final):
             stop = bool(callback(TrainProgress(step, tc.steps, mean_loss, lr, rate, wall_s)))
-        if step % tc.eval_every == 0 or final:
+        evaluate = step % tc.eval_every == 0 or final
+        if evaluate or step % tc.log_every == 0:  # a log row per interval, val SER when due
             val_ser = None
-            if val_dataset is not None:
+            if evaluate and val_dataset is not None:
                 val_ser = compute_ser(
                     model,
                     val_dataset,

@@ -52,6 +52,9 @@ BATCH=${BATCH:-64}
 LR=${LR:-5e-4}
 CTC_WEIGHT=${CTC_WEIGHT:-1.0}        # the shipped model reads with its CTC head (run 4d: 1.0)
 GRAMMAR_WEIGHT=${GRAMMAR_WEIGHT:-0.1}
+CTC_UPSAMPLE=${CTC_UPSAMPLE:-}       # CTC frames per column; empty = the shipped weights' (1 for run 4k).
+                                     # 2 is the run 4n head (docs/TRAINING.md): -0.05 SER on held-out
+                                     # crops after a CPU round, but that round read engraved pages worse
 AMP=${AMP:-1}                        # 1 = bf16 autocast; 0 = fp32. The first H200 round's NaN under
                                      # bf16 fits cuDNN attention's bug (pytorch#196678), now turned
                                      # off in training (train.configure_cuda); should bf16 still give
@@ -176,6 +179,7 @@ common=(--data "$WORK/data/train" --val-data "$WORK/data/val" --val-samples "$VA
   --lr "$LR" --warmup "$WARMUP" --ctc-weight "$CTC_WEIGHT" --grammar-weight "$GRAMMAR_WEIGHT"
   --eval-every "$EVAL_EVERY" --checkpoint-every "$CKPT_EVERY" "${online[@]}")
 [[ $AMP == 1 ]] || common+=(--no-amp)
+[[ -n $CTC_UPSAMPLE ]] && common+=(--ctc-upsample "$CTC_UPSAMPLE")
 seg1_s=$((SYNTH_END - $(now)))
 ((seg1_s < STARTUP_S + 40)) && seg1_s=$((STARTUP_S + 40))
 ((seg1_s > TRAIN_END - $(now) - 60)) && seg1_s=$((TRAIN_END - $(now) - 60))

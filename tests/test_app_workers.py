@@ -102,6 +102,8 @@ def test_a_late_result_is_dropped_after_an_edit(qtbot, tmp_path):
     doc = window.document
     window.recognize_page_action.trigger()
     qtbot.waitUntil(lambda: doc.page(0).state == PageState.READ, timeout=10000)
+    # the job ends just after its result: until then a second read of the page is ignored
+    qtbot.waitUntil(lambda: not window.recognition.busy, timeout=10000)
     messages: list[str] = []
     doc.message.connect(messages.append)
 
@@ -128,6 +130,7 @@ def test_reading_a_page_again_is_one_undo_step(qtbot, tmp_path):
     doc = window.document
     window.recognize_page_action.trigger()
     qtbot.waitUntil(lambda: doc.page(0).state == PageState.READ, timeout=10000)
+    qtbot.waitUntil(lambda: not window.recognition.busy, timeout=10000)
     doc.select_measure(0, doc.page(0).score.measures[BROKEN_MEASURE].id)
     assert window.edit(commands.SetDurationCommand, "quarter")
     window.recognize_page_action.trigger()

@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import itertools
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,46 +26,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from omr_engine.model.config import ModelConfig  # noqa: E402
 from omr_engine.model.data import Collate  # noqa: E402
-from omr_engine.model.loss import compute_loss  # noqa: E402
 from omr_engine.model.network import OMRModel  # noqa: E402
 from omr_engine.model.train import _load_matching, load_checkpoint  # noqa: E402
 from omr_engine.notation.vocabulary import default_vocabulary  # noqa: E402
 from omr_engine.synth.dataset import read_examples  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_model import train_step  # noqa: E402
+
 
 def samples_per_s(
     cfg: ModelConfig, init: dict | None, batches: list, decode: bool, steps: int
 ) -> float:
-    vocab = default_vocabulary()
     torch.manual_seed(0)
-    model = OMRModel(cfg, vocab.factors())
+    model = OMRModel(cfg, default_vocabulary().factors())
     if init is not None:
         _load_matching(model, init)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     collate = Collate(cfg)
-    timed = 0.0
-    for i, examples in enumerate(batches[: steps + 1]):
-        batch = collate(examples)
-        t0 = time.perf_counter()
-        mask = (batch.tokens != cfg.pad_id).float()
-        fwd = model(batch.pixels, batch.widths, batch.tokens, mask, decode=decode)
-        out = compute_loss(
-            fwd.logits,
-            batch.targets,
-            fwd.balance,
-            cfg.pad_id,
-            ctc_logits=fwd.ctc_logits,
-            ctc_lengths=fwd.ctc_lengths,
-            ctc_weight=1.0,
-            eos_id=cfg.eos_id,
-        )
-        opt.zero_grad(set_to_none=True)
-        out.total.backward()
-        opt.step()
-        if i:  # the first step warms up
-            timed += time.perf_counter() - t0
-    return steps * len(batches[0]) / timed
+    seconds = [
+        train_step(model, collate(examples), opt, decode=decode, ctc_weight=1.0)
+        for examples in batches[: steps + 1]
+    ]
+    return steps * len(batches[0]) / sum(seconds[1:])  # the first step warms up
 
 
 def main() -> None:

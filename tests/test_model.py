@@ -490,7 +490,8 @@ def test_train_command_streams_several_folders_degrading_clean_crops(tmp_path, c
     common = ["train", "--data", str(clean), "--data", str(other), "--config", "tiny"]
     common += ["--unit", "staff", "--device", "cpu", "--steps", "2", "--batch-size", "2"]
     common += ["--warmup", "1", "--eval-every", "100", "--checkpoint-every", "100"]
-    assert main(common + ["--out", str(tmp_path / "run"), "--degrade-online", "0.8"]) == 0
+    framed = ["--degrade-online", "0.8", "--reframe", "1.5", "5", "--seed", "3"]
+    assert main(common + ["--out", str(tmp_path / "run"), *framed]) == 0
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 2
     # a wider CTC head is asked for once; continuing from it keeps it
     wide = ["--init-from", str(tmp_path / "run" / "last.pt"), "--ctc-upsample", "2"]
@@ -503,6 +504,10 @@ def test_train_command_streams_several_folders_degrading_clean_crops(tmp_path, c
     code = main(common + ["--out", str(tmp_path / "no"), "--degrade-online", "0.8", "--curriculum"])
     err = capsys.readouterr().err.strip()
     assert code != 0 and "--degrade-online" in err and "\n" not in err
+    for bad in (["--reframe", "1", "5", "--curriculum"], ["--reframe", "4", "2"]):
+        assert main(common + ["--out", str(tmp_path / "no"), *bad]) != 0
+        err = capsys.readouterr().err.strip()
+        assert "--reframe" in err and "\n" not in err
     assert not (tmp_path / "no" / "last.pt").exists()
 
 

@@ -217,3 +217,84 @@ def test_cli_builds_resumes_and_previews(tmp_path, capsys):
     assert main(["synth", "--preview", str(sheet), "--count", "2", "--generated", "1"]) == 0
     assert sheet.stat().st_size > 1000
     assert main(["synth", "--count", "3"]) == 2  # no --out
+
+
+def _staff_crop(top_margin: int, bottom_margin: int, space: int = 10, note_above: int = 0):
+    """A white crop with five staff lines, ``top_margin`` / ``bottom_margin`` px of paper
+    around them, and a note head ``note_above`` px above the top line (0: none)."""
+    h = top_margin + 4 * space + 1 + bottom_margin
+    image = np.full((h, 200), 250, np.uint8)
+    for k in range(5):
+        image[top_margin + k * space, 5:195] = 0
+    if note_above:
+        image[top_margin - note_above - 3 : top_margin - note_above + 3, 50:60] = 0
+    meta = {
+        "unit": "staff",
+        "measure_boxes": [[5.0, float(top_margin), 100.0, float(top_margin + 4 * space)]],
+    }
+    return image, meta
+
+
+def _margins(image, meta, space=10):
+    box = meta["measure_boxes"][0]
+    return box[1] / space, (image.shape[0] - box[3]) / space
+
+
+def test_reframing_draws_each_margin_from_the_range_and_moves_the_boxes():
+    from omr_engine.synth.dataset import reframe_vertically
+
+    image, meta = _staff_crop(15, 15)
+    rng = np.random.default_rng(0)
+    tops, bottoms = [], []
+    for _ in range(40):
+        out, moved = reframe_vertically(image, meta, (1.0, 5.0), rng)
+        top, bottom = _margins(out, moved)
+        assert 0.95 <= top <= 5.05 and 0.95 <= bottom <= 5.05
+        tops.append(top)
+        bottoms.append(bottom)
+        # the staff lines are where the moved boxes say, and nothing else is drawn
+        line_rows = np.flatnonzero((out < 128).any(axis=1))
+        assert line_rows[0] == moved["measure_boxes"][0][1]
+        assert line_rows[-1] == moved["measure_boxes"][0][3]
+        assert moved["height"] == out.shape[0] and out.shape[1] == 200
+        assert out[0, 0] == out[-1, 0] == 250  # padding is the paper's shade
+    assert min(tops) < 2.0 < 4.0 < max(tops)  # both cut (from 1.5) and padded
+    assert min(bottoms) < 2.0 < 4.0 < max(bottoms)
+    assert meta["measure_boxes"][0][1] == 15.0  # the stored example is not changed
+
+
+def test_reframing_never_cuts_ink_above_the_drawn_margin():
+    from omr_engine.synth.dataset import reframe_vertically
+
+    image, meta = _staff_crop(60, 20, note_above=40)  # a ledger note 4 spaces up
+    ink_before = int((image < 128).sum())
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        out, moved = reframe_vertically(image, meta, (0.5, 1.0), rng)
+        assert int((out < 128).sum()) == ink_before
+        top, bottom = _margins(out, moved)
+        assert top >= 4.3  # cut down to the note, not into it
+        assert 0.45 <= bottom <= 1.05
+
+
+def test_streamed_staff_crops_are_framed_afresh_in_each_pass(tmp_path):
+    pytest.importorskip("torch")
+    from dataclasses import replace
+
+    from omr_engine.synth.dataset import SynthIterableDataset
+
+    build(tmp_path, 4, replace(FAST, strength_max=0.0, unit="staff"), workers=0)
+
+    def key(meta):
+        return meta["piece"], tuple(meta["measures"]), meta["system"], meta["staff"]
+
+    def heights(ds):
+        return {key(e["meta"]): e["image"].shape[0] for e in ds}
+
+    ds = SynthIterableDataset(tmp_path, units=["staff"], seed=2, margins=(1.0, 6.0))
+    stored = {key(m): im.shape[0] for im, _, m in read_examples(tmp_path, ["staff"])}
+    first, second = heights(ds), heights(ds)
+    assert first.keys() == stored.keys() and len(stored) >= 2
+    assert first != stored and first != second
+    with pytest.raises(ValueError):
+        SynthIterableDataset(tmp_path, margins=(3.0, 1.0))

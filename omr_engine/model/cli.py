@@ -67,6 +67,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="degrade clean crops (built with synth --strength-max 0) afresh each time they "
         "are read, at strengths up to MAX (0..1); streaming only, not with --curriculum",
     )
+    p.add_argument(
+        "--reframe",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="frame each staff crop afresh as it is read: cut or pad the paper above and "
+        "below its staff lines to LO..HI staff spaces (only blank rows are cut); streaming "
+        "only, not with --curriculum",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the weights' init, the data order and the online degradation and framing; "
+        "a second round on the same data with another seed sees it in another order",
+    )
     p.add_argument("--val-samples", type=int, default=256, help="validation crops per evaluation")
     p.add_argument(
         "--no-amp", action="store_true", help="on CUDA, train in fp32 rather than bf16 autocast"
@@ -129,6 +145,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CommandError("--degrade-online takes a strength from 0 to 1")
     if args.degrade_online and args.curriculum:
         raise CommandError("--degrade-online works on streamed data, not with --curriculum")
+    if args.reframe and args.curriculum:
+        raise CommandError("--reframe works on streamed data, not with --curriculum")
+    if args.reframe and not 0.0 <= args.reframe[0] <= args.reframe[1]:
+        raise CommandError("--reframe takes LO HI staff spaces with 0 <= LO <= HI")
     vocab = default_vocabulary()
     units = [args.unit]
     sample = (vocab.encode(t) for _, t, _ in read_examples(args.data[0], units))
@@ -154,7 +174,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         curriculum = Schedule(steps=args.steps)
     else:
         stream = SynthIterableDataset(
-            args.data, vocab, units=units, shuffle_buffer=512, degrade_max=args.degrade_online
+            args.data,
+            vocab,
+            units=units,
+            shuffle_buffer=512,
+            seed=args.seed,
+            degrade_max=args.degrade_online,
+            margins=tuple(args.reframe) if args.reframe else None,
         )
         train_ds = _with_classes(stream, table)
     val_ds = None
@@ -198,6 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         eval_samples=args.val_samples,
         amp=not args.no_amp,
+        seed=args.seed,
     )
     print(f"\nlast checkpoint {result.last_checkpoint}, best val SER {result.best_val_ser}")
     return 0

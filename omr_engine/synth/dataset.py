@@ -17,12 +17,19 @@ With ``degrade_max`` > 0 the IterableDataset degrades each clean example (one bu
 strength 0, e.g. ``synth --strength-max 0``) afresh every time it is read, at a strength
 drawn from 0..``degrade_max``: a clean build costs about a third of a degraded one, and a
 crop seen in several passes looks different in each.
+
+With ``margins=(lo, hi)`` (staff spaces) each staff crop is also framed afresh: the paper
+above and below its staff lines is cut or padded to a margin drawn from lo..hi, on each
+side apart (see :func:`reframe_vertically`). The page pipeline cuts every staff with one
+fixed margin, and a model that has only seen the builder's framing reads pitch partly from
+where the staff sits in the crop.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tarfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -37,6 +44,7 @@ __all__ = [
     "degrade_again",
     "read_examples",
     "read_manifest",
+    "reframe_vertically",
 ]  # + SynthIterableDataset
 
 
@@ -109,7 +117,8 @@ def _define_torch_class() -> type:
         ``shuffle_buffer`` > 0, the examples through a buffer of that many. With more
         readers than shards some readers get none, so keep shards >= ranks x workers.
         ``degrade_max`` > 0 degrades clean examples as they are read (module docstring);
-        their ``meta["strength"]`` then says how strongly.
+        their ``meta["strength"]`` then says how strongly. ``margins`` frames staff crops
+        afresh before that (module docstring).
         """
 
         def __init__(
@@ -122,6 +131,7 @@ def _define_torch_class() -> type:
             rank: int | None = None,
             world_size: int | None = None,
             degrade_max: float = 0.0,
+            margins: tuple[float, float] | None = None,
         ) -> None:
             super().__init__()
             roots = [root] if isinstance(root, (str, Path)) else list(root)
@@ -132,6 +142,9 @@ def _define_torch_class() -> type:
             if not 0.0 <= degrade_max <= 1.0:
                 raise ValueError("degrade_max must be within 0..1")
             self.degrade_max = degrade_max
+            if margins is not None and not 0.0 <= margins[0] <= margins[1]:
+                raise ValueError("margins is (lo, hi) staff spaces with 0 <= lo <= hi")
+            self.margins = margins
             self.vocab = vocab or default_vocabulary()
             self.units = set(units) if units is not None else None
             self.shuffle_buffer = shuffle_buffer
@@ -168,6 +181,8 @@ def _define_torch_class() -> type:
             for png, meta in _shuffled(raw, self.shuffle_buffer, rng):
                 tokens = meta["tokens"].split()
                 image = decode_png(png)
+                if self.margins is not None and meta["unit"] == "staff":
+                    image, meta = reframe_vertically(image, meta, self.margins, fresh)
                 if self.degrade_max > 0.0 and not meta.get("strength"):
                     image, meta = degrade_again(image, meta, self.degrade_max, fresh)
                 yield {
@@ -196,6 +211,50 @@ def degrade_again(
     if boxes:
         meta["measure_boxes"] = boxes
     meta["degradation"] = dataclasses.asdict(degradation)
+    meta["height"], meta["width"] = out.shape
+    return out, meta
+
+
+def reframe_vertically(
+    image: np.ndarray,
+    meta: dict[str, Any],
+    margins: tuple[float, float],
+    rng: np.random.Generator,
+    ink_below: int = 160,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """A one-staff crop with the paper above and below its staff lines cut or padded to a
+    margin drawn from ``margins`` (staff spaces; top and bottom drawn apart).
+
+    Only rows without ink (no pixel darker than ``ink_below``) are cut, so nothing drawn is
+    lost: a staff whose notes reach past the drawn margin keeps them. Padding repeats the
+    paper's median shade. The staff lines' place comes from ``meta["measure_boxes"]``
+    (their y0..y1 span the lines); the boxes move with the cut, and a crop without boxes is
+    returned unchanged.
+    """
+    boxes = meta.get("measure_boxes") or []
+    if not boxes:
+        return image, meta
+    h = image.shape[0]
+    y0 = min(float(b[1]) for b in boxes)
+    y1 = max(float(b[3]) for b in boxes)
+    space = (y1 - y0) / 4.0
+    if space <= 0:
+        return image, meta
+    ink_rows = np.flatnonzero((image < ink_below).any(axis=1))
+    first_ink = int(ink_rows[0]) if len(ink_rows) else int(y0)
+    last_ink = int(ink_rows[-1]) if len(ink_rows) else int(math.ceil(y1))
+    top_want = int(round(y0 - float(rng.uniform(*margins)) * space))
+    bottom_want = int(round(y1 + float(rng.uniform(*margins)) * space))
+    # negative top = rows of paper to add; a cut stops at the first row with ink
+    top = min(top_want, first_ink, int(math.floor(y0)))
+    bottom = max(bottom_want, last_ink + 1, int(math.ceil(y1)) + 1)
+    paper = int(np.median(image[[0, -1], :]))
+    body = image[max(top, 0) : min(bottom, h)]
+    out = cv2.copyMakeBorder(
+        body, max(-top, 0), max(bottom - h, 0), 0, 0, cv2.BORDER_CONSTANT, value=paper
+    )
+    moved = [[b[0], round(b[1] - top, 2), b[2], round(b[3] - top, 2)] for b in boxes]
+    meta = dict(meta, measure_boxes=moved)
     meta["height"], meta["width"] = out.shape
     return out, meta
 

@@ -165,3 +165,49 @@ def test_reused_toolkit_engraves_as_a_fresh_one():
     assert len(first) == len(again)
     for p, q in zip(first, again, strict=True):
         assert np.array_equal(p.image, q.image) and p.systems == q.systems
+
+
+def _breves_xml(with_breves: bool = True) -> str:
+    from music21 import meter, note
+
+    part = stream.Part()
+    for number, pitch in enumerate(["G4", "A4", "B4"], start=1):
+        measure = stream.Measure(number=number)
+        if number == 1:
+            measure.append(meter.TimeSignature("4/2"))
+        if with_breves:
+            measure.append(note.Note(pitch, type="breve"))
+        else:
+            measure.append(note.Note(pitch, type="whole"))
+            measure.append(note.Note(pitch, type="whole"))
+        part.append(measure)
+    return GeneralObjectExporter(stream.Score([part])).parse().decode()
+
+
+def test_round_breve_style_draws_breves_round_and_keeps_the_measures():
+    from omr_engine.synth.engrave import _round_breves, _toolkit
+
+    xml = _breves_xml()
+    square = engrave(xml, EngraveStyle(scale=60))
+    round_ = engrave(xml, EngraveStyle(scale=60, round_breves=True))
+    assert [m.number for m in _measures(round_)] == [m.number for m in _measures(square)]
+    assert [m.number for m in _measures(square)] == ["1", "2", "3"]
+    assert not np.array_equal(square[0].image, round_[0].image)
+    toolkit = _toolkit()
+    toolkit.setOptions(EngraveStyle(scale=60).verovio_options())
+    toolkit.loadData(xml)
+    assert "#E0A1" in toolkit.renderToSVG(1)  # Verovio's own breve is square
+    _round_breves(toolkit)
+    svg = toolkit.renderToSVG(1)
+    assert svg.count("#E0A0") == 3 and "#E0A1" not in svg
+    # music without breves is drawn the same either way
+    plain = _breves_xml(with_breves=False)
+    a = engrave(plain, EngraveStyle(scale=60))[0].image
+    b = engrave(plain, EngraveStyle(scale=60, round_breves=True))[0].image
+    assert np.array_equal(a, b)
+
+
+def test_sampled_styles_draw_round_breves_about_half_the_time():
+    rng = np.random.default_rng(4)
+    rounds = [sample_style(rng).round_breves for _ in range(200)]
+    assert 70 < sum(rounds) < 130

@@ -96,7 +96,7 @@ def _union_all(boxes: Sequence[Box]) -> Box:
 
 @dataclass(frozen=True)
 class EngraveStyle:
-    """One engraving style; every field maps onto a Verovio toolkit option.
+    """One engraving style; every field but ``round_breves`` maps onto a Verovio toolkit option.
 
     Sizes: ``unit`` is Verovio's half staff space in its own units, so it sets how large the
     staves are relative to ``page_width`` (how much music fits in a system); ``scale`` then
@@ -123,6 +123,10 @@ class EngraveStyle:
     use_brace_glyph: bool = False
     even_note_spacing: bool = False
     lyric_size: float = 4.5
+    round_breves: bool = False
+    """Breves as a whole-note head between vertical strokes (SMuFL noteheadDoubleWhole, as
+    LilyPond, MuseScore and most modern editions print them) rather than Verovio's square
+    breve (noteheadDoubleWholeSquare)."""
 
     def __post_init__(self) -> None:
         if self.font not in FONTS:
@@ -206,6 +210,7 @@ def sample_style(
         use_brace_glyph=bool(rng.random() < 0.5),
         even_note_spacing=bool(rng.random() < 0.03),
         lyric_size=round(float(rng.uniform(3.5, 5.5)), 2),
+        round_breves=bool(rng.random() < 0.5),  # drawn last: earlier fields keep their draws
     )
 
 
@@ -284,6 +289,8 @@ def engrave(
     toolkit.setOptions(style.verovio_options())
     if not toolkit.loadData(musicxml):
         raise EngraveError("Verovio could not read the MusicXML")
+    if style.round_breves and "breve" in musicxml:
+        _round_breves(toolkit)
     pages: list[EngravedPage] = []
     next_index = 0
     for page_number in range(1, toolkit.getPageCount() + 1):
@@ -296,6 +303,16 @@ def engrave(
 
 
 _local = threading.local()
+
+_BREVE_NOTE = re.compile(r'(<note\b[^>]*\bdur="breve")')
+
+
+def _round_breves(toolkit: verovio.toolkit) -> None:
+    """Reloads the toolkit's score with every breve note drawn round (MEI
+    ``@head.mod="fences"``); Verovio's MusicXML import has no way to ask for it."""
+    mei = _BREVE_NOTE.sub(r'\1 head.mod="fences"', toolkit.getMEI())
+    if not toolkit.loadData(mei):
+        raise EngraveError("Verovio could not read its own MEI back")
 
 
 def _toolkit() -> verovio.toolkit:

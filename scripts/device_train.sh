@@ -55,6 +55,9 @@ GRAMMAR_WEIGHT=${GRAMMAR_WEIGHT:-0.1}
 CTC_UPSAMPLE=${CTC_UPSAMPLE:-}       # CTC frames per column; empty = the shipped weights' (1 for run 4k).
                                      # 2 is the run 4n head (docs/TRAINING.md): -0.05 SER on held-out
                                      # crops after a CPU round, but that round read engraved pages worse
+REFRAME=${REFRAME:-}                 # "LO HI": frame staff crops afresh on every read, the paper above
+                                     # and below the staff lines cut or padded to LO..HI staff spaces
+                                     # (train --reframe; run 4o: "1.5 5.0"). Empty: as built.
 AMP=${AMP:-1}                        # 1 = bf16 autocast; 0 = fp32. The first H200 round's NaN under
                                      # bf16 fits cuDNN attention's bug (pytorch#196678), now turned
                                      # off in training (train.configure_cuda); should bf16 still give
@@ -180,6 +183,8 @@ common=(--data "$WORK/data/train" --val-data "$WORK/data/val" --val-samples "$VA
   --eval-every "$EVAL_EVERY" --checkpoint-every "$CKPT_EVERY" "${online[@]}")
 [[ $AMP == 1 ]] || common+=(--no-amp)
 [[ -n $CTC_UPSAMPLE ]] && common+=(--ctc-upsample "$CTC_UPSAMPLE")
+# shellcheck disable=SC2206  # REFRAME is two numbers, split on purpose
+[[ -n $REFRAME ]] && common+=(--reframe $REFRAME)
 seg1_s=$((SYNTH_END - $(now)))
 ((seg1_s < STARTUP_S + 40)) && seg1_s=$((STARTUP_S + 40))
 ((seg1_s > TRAIN_END - $(now) - 60)) && seg1_s=$((TRAIN_END - $(now) - 60))

@@ -298,3 +298,22 @@ def test_streamed_staff_crops_are_framed_afresh_in_each_pass(tmp_path):
     assert first != stored and first != second
     with pytest.raises(ValueError):
         SynthIterableDataset(tmp_path, margins=(3.0, 1.0))
+
+
+def test_a_build_can_draw_its_corpus_pieces_from_named_collections(tmp_path, capsys):
+    from omr_engine.synth.build import corpus_pool
+
+    files, weights = corpus_pool(BuildConfig(collections=("palestrina", "bach")))
+    assert {f.split("/")[0] for f in files} == {"palestrina", "bach"}
+    assert abs(weights.sum() - 1.0) < 1e-9 and (weights > 0).all()
+    everything, _ = corpus_pool(BuildConfig())
+    assert set(files) < set(everything) and set(files) <= set(split_files("train"))
+    # a build without collections keeps the settings record older builds have
+    assert "collections" not in BuildConfig().to_json()
+    assert BuildConfig(collections=("bach",)).to_json()["collections"] == ["bach"]
+    with pytest.raises(ValueError, match="nope"):
+        BuildConfig(collections=("nope",))
+    code = main(["synth", "--out", str(tmp_path / "x"), "--count", "2", "--collections", "nope"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "nope" in err and "\n" not in err
+    assert not (tmp_path / "x").exists()

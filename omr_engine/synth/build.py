@@ -90,7 +90,9 @@ class BuildConfig:
 
     ``generated``: share of jobs on generated pieces (the rest read corpus pieces).
     ``original``: chance to engrave a corpus piece's own MusicXML when it can stand for
-    the Score. ``max_per_job``: crops taken from one engraving.
+    the Score. ``max_per_job``: crops taken from one engraving. ``collections``: when
+    given, corpus pieces come only from these top folders of the corpus (e.g.
+    ``("palestrina",)``), weighted as among all.
     """
 
     seed: int = 0
@@ -101,6 +103,7 @@ class BuildConfig:
     generated: float = 0.4
     original: float = 0.3
     max_per_job: int = 8
+    collections: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.unit not in UNITS:
@@ -111,9 +114,24 @@ class BuildConfig:
             raise ValueError("strength_max must be within 0..1")
         if self.shard_size < 1 or self.max_per_job < 1:
             raise ValueError("shard_size and max_per_job must be positive")
+        object.__setattr__(self, "collections", tuple(self.collections))
+        if self.collections and self.generated >= 1.0:
+            raise ValueError("collections name corpus pieces, but generated is 1 (none read)")
+        known = {f.split("/")[0] for f in split_files(self.split)} if self.collections else set()
+        unknown = sorted(set(self.collections) - known)
+        if unknown:
+            raise ValueError(
+                f"no {self.split} pieces in corpus collection(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT_VERSION, **dataclasses.asdict(self)}
+        data = {"format": FORMAT_VERSION, **dataclasses.asdict(self)}
+        if self.collections:
+            data["collections"] = list(self.collections)
+        else:  # builds from before the field resume unchanged
+            del data["collections"]
+        return data
 
 
 def shard_counts(count: int, shard_size: int) -> list[int]:
@@ -181,6 +199,17 @@ def job_examples(
         return []
 
 
+def corpus_pool(config: BuildConfig) -> tuple[tuple[str, ...], np.ndarray]:
+    """The corpus files a build draws from, and each one's probability: the split's files
+    (``sources.file_weights``), only those of ``config.collections`` when it names any."""
+    files = split_files(config.split)
+    weights = file_weights(config.split)
+    if not config.collections:
+        return files, weights
+    keep = [i for i, f in enumerate(files) if f.split("/")[0] in config.collections]
+    return tuple(files[i] for i in keep), weights[keep] / weights[keep].sum()
+
+
 def shard_examples(
     config: BuildConfig,
     shard: int,
@@ -190,8 +219,7 @@ def shard_examples(
 ) -> Iterator[Example]:
     """The endless, deterministic example stream of one shard."""
     rng = np.random.default_rng([config.seed, _SPLIT_CODE[config.split], shard])
-    files = split_files(config.split)
-    weights = file_weights(config.split)
+    files, weights = corpus_pool(config)
     barren = 0
     while True:
         job_seed = int(rng.integers(0, 2**63 - 1))

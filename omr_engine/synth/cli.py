@@ -43,6 +43,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
             split=args.split,
             shard_size=args.shard_size,
             generated=args.generated,
+            collections=tuple(args.collections or ()),
         )
     except ValueError as e:
         raise CommandError(str(e)) from e
@@ -114,6 +115,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=("train", "val"), default="train")
     p.add_argument("--shard-size", type=int, default=1000, help="examples per shard")
     p.add_argument("--generated", type=float, default=0.4, help="share of generated pieces (0..1)")
+    p.add_argument(
+        "--collections",
+        nargs="+",
+        metavar="NAME",
+        help="corpus pieces only from these collections (top folders of the music21 corpus, "
+        "e.g. palestrina bach)",
+    )
     p.add_argument("--cache", type=Path, help="cache of read corpus pieces (default OUT/cache)")
     p.add_argument("--preview", type=Path, metavar="PNG", help="write a contact sheet instead")
     p.set_defaults(func=cmd_synth)

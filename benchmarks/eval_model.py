@@ -63,14 +63,19 @@ def font_group(font: str) -> str:
 
 
 def flagged_measures(
-    grammar: Grammar, ids: list[int], vocab: Any, context: StaffContext | None = None
+    grammar: Grammar,
+    ids: list[int],
+    vocab: Any,
+    context: StaffContext | None = None,
+    piece_start: bool = False,
 ) -> tuple[int, int]:
     """(measures the grammar flags, measures) in one decoded line, read with the clef, key
-    and time in force at its start (`context`) when known."""
+    and time in force at its start (`context`) when known. With ``piece_start`` the line
+    opens the piece, so its first measure may be a pickup."""
     tokens = vocab.decode(ids)
     measures = max(1, sum(t.startswith("<barline") for t in tokens))
     contexts = [context] if context is not None else None
-    diagnostics = grammar.validate_tokens(tokens, contexts, piece_start=False)
+    diagnostics = grammar.validate_tokens(tokens, contexts, piece_start=piece_start)
     return len({d.measure for d in diagnostics}), measures
 
 
@@ -155,6 +160,7 @@ def evaluate(
                     "strength": float(meta["strength"]),
                     "ref": ref,
                     "context": context,
+                    "piece_start": meta["measures"][0] == 0,
                     "free": list(f.ids),
                     "constrained": list(c.ids),
                     "fitted": list(fitted),
@@ -188,7 +194,7 @@ def evaluate(
     for key in ("ref", "free", "constrained", "fitted", "mended"):
         bad = total = 0
         for r in rows:
-            b, m = flagged_measures(grammar, r[key], vocab, r["context"])
+            b, m = flagged_measures(grammar, r[key], vocab, r["context"], r["piece_start"])
             bad, total = bad + b, total + m
         violations[key] = {"flagged": bad, "measures": total, "rate": round(bad / max(1, total), 4)}
     neds: dict[str, list[float]] = {"free": [], "constrained": [], "mended": []}

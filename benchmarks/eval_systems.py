@@ -93,7 +93,10 @@ def evaluate(model_dir: Path, data: Path, limit: int, threads: int) -> dict[str,
             hyp = line_tokens(result.score, contexts)
             measures = len(result.score.measures)
             diagnostics = validate_score(
-                result.score, pipeline.grammar, copy.deepcopy(contexts), piece_start=False
+                result.score,
+                pipeline.grammar,
+                copy.deepcopy(contexts),
+                piece_start=meta["measures"][0] == 0,  # a pickup may open the piece
             )
             flagged = len({d.measure for d in diagnostics})
         ids = [tokens_of.setdefault(t, len(tokens_of)) for t in ref]

@@ -52,9 +52,9 @@ BATCH=${BATCH:-64}
 LR=${LR:-5e-4}
 CTC_WEIGHT=${CTC_WEIGHT:-1.0}        # the shipped model reads with its CTC head (run 4d: 1.0)
 GRAMMAR_WEIGHT=${GRAMMAR_WEIGHT:-0.1}
-CTC_UPSAMPLE=${CTC_UPSAMPLE:-}       # CTC frames per column; empty = the shipped weights' (1 for run 4k).
-                                     # 2 is the run 4n head (docs/TRAINING.md): -0.05 SER on held-out
-                                     # crops after a CPU round, but that round read engraved pages worse
+CTC_UPSAMPLE=${CTC_UPSAMPLE:-}       # CTC frames per column; empty = the shipped weights' (2 since run 4n,
+                                     # which read held-out crops 0.05 SER better than 4k's one; run 4o,
+                                     # shipped, kept it: docs/TRAINING.md)
 REFRAME=${REFRAME:-}                 # "LO HI": frame staff crops afresh on every read, the paper above
                                      # and below the staff lines cut or padded to LO..HI staff spaces
                                      # (train --reframe; run 4o: "1.5 5.0"). Empty: as built.

@@ -140,6 +140,7 @@ def evaluate(
                 c.ids, c.token_confidences, c.positions, spans, vocab
             )
             context = context_in_force(store, meta)
+            piece_start = meta["measures"][0] == 0  # a pickup may open the line
             mended = list(fitted)
             logp = c.meta.get("token_logp")
             if logp is not None:
@@ -149,7 +150,7 @@ def evaluate(
                     [logp[o] if o >= 0 else None for o in origin],
                     vocab,
                     context.time if context is not None else None,
-                    piece_start=meta["measures"][0] == 0,
+                    piece_start=piece_start,
                 )
             rows.append(
                 {
@@ -160,7 +161,7 @@ def evaluate(
                     "strength": float(meta["strength"]),
                     "ref": ref,
                     "context": context,
-                    "piece_start": meta["measures"][0] == 0,
+                    "piece_start": piece_start,
                     "free": list(f.ids),
                     "constrained": list(c.ids),
                     "fitted": list(fitted),

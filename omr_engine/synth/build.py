@@ -115,15 +115,16 @@ class BuildConfig:
         if self.shard_size < 1 or self.max_per_job < 1:
             raise ValueError("shard_size and max_per_job must be positive")
         object.__setattr__(self, "collections", tuple(self.collections))
-        if self.collections and self.generated >= 1.0:
-            raise ValueError("collections name corpus pieces, but generated is 1 (none read)")
-        known = {f.split("/")[0] for f in split_files(self.split)} if self.collections else set()
-        unknown = sorted(set(self.collections) - known)
-        if unknown:
-            raise ValueError(
-                f"no {self.split} pieces in corpus collection(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
+        if self.collections:
+            if self.generated >= 1.0:
+                raise ValueError("collections name corpus pieces, but generated is 1 (none read)")
+            known = {f.split("/")[0] for f in split_files(self.split)}
+            unknown = sorted(set(self.collections) - known)
+            if unknown:
+                raise ValueError(
+                    f"no {self.split} pieces in corpus collection(s) {', '.join(unknown)}; "
+                    f"known: {', '.join(sorted(known))}"
+                )
 
     def to_json(self) -> dict[str, Any]:
         data = {"format": FORMAT_VERSION, **dataclasses.asdict(self)}

@@ -20,9 +20,9 @@ crop seen in several passes looks different in each.
 
 With ``margins=(lo, hi)`` (staff spaces) each staff crop is also framed afresh: the paper
 above and below its staff lines is cut or padded to a margin drawn from lo..hi, on each
-side apart (see :func:`reframe_vertically`). The page pipeline cuts every staff with one
-fixed margin, and a model that has only seen the builder's framing reads pitch partly from
-where the staff sits in the crop.
+side apart (see :func:`reframe_vertically`). Built crops keep 1.5 staff spaces plus what
+their notes need, while the page pipeline cuts every staff with one fixed margin (3.5
+spaces for the shipped model); framing the crops afresh trains the model on both.
 """
 
 from __future__ import annotations

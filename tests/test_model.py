@@ -490,7 +490,8 @@ def test_train_command_streams_several_folders_degrading_clean_crops(tmp_path, c
     common = ["train", "--data", str(clean), "--data", str(other), "--config", "tiny"]
     common += ["--unit", "staff", "--device", "cpu", "--steps", "2", "--batch-size", "2"]
     common += ["--warmup", "1", "--eval-every", "100", "--checkpoint-every", "100"]
-    framed = ["--degrade-online", "0.8", "--reframe", "1.5", "5", "--seed", "3"]
+    framed = ["--degrade-online", "0.8", "--reframe", "1.5", "5", "--stretch", "0.8", "1.3"]
+    framed += ["--seed", "3"]
     assert main(common + ["--out", str(tmp_path / "run"), *framed]) == 0
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 2
     # a wider CTC head is asked for once; continuing from it keeps it
@@ -508,6 +509,10 @@ def test_train_command_streams_several_folders_degrading_clean_crops(tmp_path, c
         assert main(common + ["--out", str(tmp_path / "no"), *bad]) != 0
         err = capsys.readouterr().err.strip()
         assert "--reframe" in err and "\n" not in err
+    for bad in (["--stretch", "0.8", "1.2", "--curriculum"], ["--stretch", "1.2", "0.8"]):
+        assert main(common + ["--out", str(tmp_path / "no"), *bad]) != 0
+        err = capsys.readouterr().err.strip()
+        assert "--stretch" in err and "\n" not in err
     assert not (tmp_path / "no" / "last.pt").exists()
 
 

@@ -277,6 +277,28 @@ def test_reframing_never_cuts_ink_above_the_drawn_margin():
         assert 0.45 <= bottom <= 1.05
 
 
+def test_stretching_resizes_the_crop_across_and_moves_the_boxes_with_the_ink():
+    from omr_engine.synth.dataset import stretch_horizontally
+
+    image = np.full((40, 200), 250, np.uint8)
+    image[:, 50] = 0  # a barline at x = 50
+    meta = {"measure_boxes": [[0.0, 10.0, 50.0, 30.0], [50.0, 10.0, 200.0, 30.0]]}
+    rng = np.random.default_rng(0)
+    widths = []
+    for _ in range(30):
+        out, moved = stretch_horizontally(image, meta, (0.8, 1.3), rng)
+        factor = out.shape[1] / 200
+        assert out.shape[0] == 40 and 0.8 - 0.01 <= factor <= 1.3 + 0.01
+        assert moved["width"] == out.shape[1] and abs(moved["stretch"] - factor) < 0.01
+        barline = float(np.mean(np.flatnonzero((out < 200).any(axis=0))))
+        assert abs(moved["measure_boxes"][0][2] - barline) <= 1.0  # the box follows the ink
+        assert moved["measure_boxes"][1][2] == round(200 * out.shape[1] / 200, 2)
+        assert moved["measure_boxes"][0][1:4:2] == [10.0, 30.0]
+        widths.append(out.shape[1])
+    assert min(widths) < 180 and max(widths) > 240  # both tighter and wider
+    assert meta["measure_boxes"][0][2] == 50.0  # the stored example is not changed
+
+
 def test_streamed_staff_crops_are_framed_afresh_in_each_pass(tmp_path):
     pytest.importorskip("torch")
     from dataclasses import replace
@@ -298,6 +320,15 @@ def test_streamed_staff_crops_are_framed_afresh_in_each_pass(tmp_path):
     assert first != stored and first != second
     with pytest.raises(ValueError):
         SynthIterableDataset(tmp_path, margins=(3.0, 1.0))
+    # stretched across afresh too, heights untouched
+    wide = SynthIterableDataset(tmp_path, units=["staff"], seed=2, stretch=(1.2, 1.5))
+    stored_w = {key(m): im.shape for im, _, m in read_examples(tmp_path, ["staff"])}
+    shapes = {key(e["meta"]): e["image"].shape for e in wide}
+    assert shapes.keys() == stored_w.keys()
+    for k, (h, w) in shapes.items():
+        assert h == stored_w[k][0] and 1.19 * stored_w[k][1] <= w <= 1.51 * stored_w[k][1]
+    with pytest.raises(ValueError):
+        SynthIterableDataset(tmp_path, stretch=(0.0, 1.0))
 
 
 def test_a_build_can_draw_its_corpus_pieces_from_named_collections(tmp_path, capsys):

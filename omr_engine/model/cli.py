@@ -77,6 +77,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "only, not with --curriculum",
     )
     p.add_argument(
+        "--stretch",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="resize each crop across by a factor drawn afresh from LO..HI as it is read "
+        "(other engravers space notes wider or tighter than Verovio); streaming only, not "
+        "with --curriculum",
+    )
+    p.add_argument(
         "--seed",
         type=int,
         default=0,
@@ -149,6 +158,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CommandError("--reframe works on streamed data, not with --curriculum")
     if args.reframe and not 0.0 <= args.reframe[0] <= args.reframe[1]:
         raise CommandError("--reframe takes LO HI staff spaces with 0 <= LO <= HI")
+    if args.stretch and args.curriculum:
+        raise CommandError("--stretch works on streamed data, not with --curriculum")
+    if args.stretch and not 0.0 < args.stretch[0] <= args.stretch[1]:
+        raise CommandError("--stretch takes LO HI factors with 0 < LO <= HI")
     vocab = default_vocabulary()
     units = [args.unit]
     sample = (vocab.encode(t) for _, t, _ in read_examples(args.data[0], units))
@@ -181,6 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             degrade_max=args.degrade_online,
             margins=tuple(args.reframe) if args.reframe else None,
+            stretch=tuple(args.stretch) if args.stretch else None,
         )
         train_ds = _with_classes(stream, table)
     val_ds = None

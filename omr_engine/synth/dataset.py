@@ -23,6 +23,11 @@ above and below its staff lines is cut or padded to a margin drawn from lo..hi, 
 side apart (see :func:`reframe_vertically`). Built crops keep 1.5 staff spaces plus what
 their notes need, while the page pipeline cuts every staff with one fixed margin (3.5
 spaces for the shipped model); framing the crops afresh trains the model on both.
+
+With ``stretch=(lo, hi)`` each crop is also resized across by a factor drawn from lo..hi
+(see :func:`stretch_horizontally`): Verovio spaces notes its own way, and other engravers
+(and justified lines) set the same music wider or tighter. Run 4o, trained without it,
+read 300 clean held-out crops at SER 0.273; stretched 1.25 times across, at 0.326.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ __all__ = [
     "read_examples",
     "read_manifest",
     "reframe_vertically",
+    "stretch_horizontally",
 ]  # + SynthIterableDataset
 
 
@@ -118,7 +124,7 @@ def _define_torch_class() -> type:
         readers than shards some readers get none, so keep shards >= ranks x workers.
         ``degrade_max`` > 0 degrades clean examples as they are read (module docstring);
         their ``meta["strength"]`` then says how strongly. ``margins`` frames staff crops
-        afresh before that (module docstring).
+        afresh before that, and ``stretch`` resizes every crop across (module docstring).
         """
 
         def __init__(
@@ -132,6 +138,7 @@ def _define_torch_class() -> type:
             world_size: int | None = None,
             degrade_max: float = 0.0,
             margins: tuple[float, float] | None = None,
+            stretch: tuple[float, float] | None = None,
         ) -> None:
             super().__init__()
             roots = [root] if isinstance(root, (str, Path)) else list(root)
@@ -145,6 +152,9 @@ def _define_torch_class() -> type:
             if margins is not None and not 0.0 <= margins[0] <= margins[1]:
                 raise ValueError("margins is (lo, hi) staff spaces with 0 <= lo <= hi")
             self.margins = margins
+            if stretch is not None and not 0.0 < stretch[0] <= stretch[1]:
+                raise ValueError("stretch is (lo, hi) factors with 0 < lo <= hi")
+            self.stretch = stretch
             self.vocab = vocab or default_vocabulary()
             self.units = set(units) if units is not None else None
             self.shuffle_buffer = shuffle_buffer
@@ -183,6 +193,8 @@ def _define_torch_class() -> type:
                 image = decode_png(png)
                 if self.margins is not None and meta["unit"] == "staff":
                     image, meta = reframe_vertically(image, meta, self.margins, fresh)
+                if self.stretch is not None:
+                    image, meta = stretch_horizontally(image, meta, self.stretch, fresh)
                 if self.degrade_max > 0.0 and not meta.get("strength"):
                     image, meta = degrade_again(image, meta, self.degrade_max, fresh)
                 yield {
@@ -256,6 +268,33 @@ def reframe_vertically(
     moved = [[b[0], round(b[1] - top, 2), b[2], round(b[3] - top, 2)] for b in boxes]
     meta = dict(meta, measure_boxes=moved)
     meta["height"], meta["width"] = out.shape
+    return out, meta
+
+
+def stretch_horizontally(
+    image: np.ndarray,
+    meta: dict[str, Any],
+    factors: tuple[float, float],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """A crop resized across by a factor drawn from ``factors`` (its height kept), with its
+    measure boxes moved along; one factor drawn per crop, so every measure keeps its share
+    of the line."""
+    factor = float(rng.uniform(*factors))
+    h, w = image.shape[:2]
+    width = max(1, int(round(w * factor)))
+    if width == w:
+        return image, meta
+    interpolation = cv2.INTER_AREA if width < w else cv2.INTER_LINEAR
+    out = cv2.resize(image, (width, h), interpolation=interpolation)
+    scale = width / w
+    boxes = meta.get("measure_boxes") or []
+    meta = dict(meta, stretch=round(factor, 4))
+    if boxes:
+        meta["measure_boxes"] = [
+            [round(b[0] * scale, 2), b[1], round(b[2] * scale, 2), b[3]] for b in boxes
+        ]
+    meta["height"], meta["width"] = out.shape[:2]
     return out, meta
 
 

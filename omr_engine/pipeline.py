@@ -30,7 +30,7 @@ from .inference.measures import (
     join_read_systems,
     split_pickup,
 )
-from .inference.meter import beat_votes, choose_time, measure_lengths
+from .inference.meter import beat_votes, choose_time, measure_lengths, share_time_signatures
 from .inference.ties import mend_ties
 from .inference.tuplets import mend_tuplets
 from .layout import (
@@ -60,6 +60,9 @@ from .pages import Page
 
 #: Where the shipped model lives (overridable with DEEPMUSIC_OCR_MODEL).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "models" / "omr-small"
+
+
+_TIME_KINDS = ("time", "barline", "clef", "key", "repeat_start", "volta")
 
 
 def default_model_dir() -> Path:
@@ -464,6 +467,9 @@ class PagePipeline:
                 confs = [list(results[k].token_confidences) for k in mine]
                 fitted.append((list(system.measure_boxes), ids, confs, [[] for _ in ids]))
         if self.fit_meter:
+            kinds = {k: self.grammar.kinds(k) for k in _TIME_KINDS}
+            for _, ids, confs, rows in fitted:
+                share_time_signatures(ids, confs, rows, kinds)
             self._fit_meter([(ids, confs) for _, ids, confs, _ in fitted])
         for i, (system, (boxes, ids, confs, rows)) in enumerate(zip(systems, fitted, strict=True)):
             if unit == "staff" and self.mend_durations:

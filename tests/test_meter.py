@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from omr_engine.inference.meter import beat_votes, choose_time, measure_lengths
+from omr_engine.inference.meter import (
+    beat_votes,
+    choose_time,
+    measure_lengths,
+    share_time_signatures,
+)
+from omr_engine.notation.grammar import Grammar
 from omr_engine.notation.tokens import tokens_to_score
 from omr_engine.notation.vocabulary import default_vocabulary
 
@@ -83,3 +89,35 @@ def test_where_the_beats_fall_tells_six_eight_from_three_four():
     assert choose_time([("3/4", 0.2), ("6/8", 0.3)], three, TIMES, beats=(8, 1)) == "6/8"
     # Few or mixed votes: what was read stands.
     assert choose_time([("6/8", 0.2)], three, TIMES, beats=(1, 2)) is None
+
+
+def test_staves_that_read_no_time_signature_get_the_one_their_system_read():
+    vocab = default_vocabulary()
+    kinds = {k: Grammar(vocab).kinds(k) for k in ("time", "barline", "clef", "key")}
+    kinds |= {k: Grammar(vocab).kinds(k) for k in ("repeat_start", "volta")}
+    lines = [
+        "<clef:G2> <key:1#> <time:4/2> <note:C5-breve> <barline> <note:D5-breve> <barline>",
+        "<clef:G2> <key:1#> <note:C5-breve> <barline> <note:D5-breve> <barline>",
+        "<clef:F4> <key:1#> <time:3/2> <note:C3-breve> <barline> <time:3/4> <note:D3-breve> "
+        "<barline>",
+        "<clef:F4> <key:1#> <note:C3-breve> <barline> <note:D3-breve> <barline>",
+    ]
+    staves = [vocab.encode(line.split()) for line in lines]
+    confs = [[0.9] * len(st) for st in staves]
+    confs[2][2] = 0.3  # the 3/2 is read with less confidence than the 4/2
+    rows = [[f"row{k}" for k in range(len(st))] for st in staves]
+    before = [list(st) for st in staves]
+    assert share_time_signatures(staves, confs, rows, kinds) == 5
+    read = [vocab.decode(st) for st in staves]
+    assert read[1][:4] == ["<clef:G2>", "<key:1#>", "<time:4/2>", "<note:C5-breve>"]
+    assert read[3][2] == "<time:4/2>" and read[2][2] == "<time:3/2>"  # a read one is kept
+    # the change of meter in the second measure, read on one staff, goes to all the others
+    for line in read:
+        assert line[line.index("<barline>") + 1] in ("<time:3/4>",)
+    assert confs[1][2] == 0.3  # the least sure read of the measure, at most 0.5
+    assert confs[1][read[1].index("<time:3/4>")] == 0.5
+    for st, r, c in zip(staves, rows, confs, strict=True):
+        assert len(st) == len(r) == len(c)
+    assert rows[1][2] is None and rows[1][3] == "row2"  # rows kept in step
+    assert share_time_signatures(staves, confs, rows, kinds) == 0  # nothing left to share
+    assert share_time_signatures([before[1]], [[0.9] * 6], [[]], kinds) == 0  # one staff alone

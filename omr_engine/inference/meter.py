@@ -21,11 +21,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import Any
+
+import numpy as np
 
 from ..notation.score import Score, event_length, voice_length
 from ..notation.symbols import time_length
 
-__all__ = ["USUAL_TIMES", "beat_votes", "choose_time", "measure_lengths"]
+__all__ = ["USUAL_TIMES", "beat_votes", "choose_time", "measure_lengths", "share_time_signatures"]
 
 # The usual signature for each measure length, most usual first.
 USUAL_TIMES = (
@@ -140,3 +143,70 @@ def choose_time(
         return usual[0]
     fallback = [t for t in times if "/" in t and time_length(t) == best]
     return min(fallback, key=lambda t: abs(int(t.split("/")[1]) - 4), default=None)
+
+
+def share_time_signatures(
+    staves: list[list[int]],
+    confs: list[list[float]],
+    rows: list[list[Any]],
+    kinds: dict[str, np.ndarray],
+) -> int:
+    """Give every staff of a system the time signature that some of its staves read in the
+    same measure, in place; returns how many were added.
+
+    A time signature is printed on every staff of a system, but the model reads each
+    staff apart and sometimes leaves it out on some of them (on the clean LilyPond
+    tuning pages, run 4o read Palestrina's 4/2 on two of five staves and left it out on
+    the others). Where some staves of a system read one at a measure's start and others
+    read none there, the others get it, after their clef and key: the value read with the
+    most confidence over the staves, with the lowest confidence read (at most 0.5), so
+    the studio marks it for a look. ``rows`` are the staves' per-token log-probability
+    rows (or ``None``s), kept in step. ``kinds`` maps "time", "barline" and the kinds
+    that may come before a time signature ("clef", "key", "repeat_start", "volta") to
+    the vocabulary's masks.
+    """
+    time, barline = kinds["time"], kinds["barline"]
+    header = kinds["clef"] | kinds["key"] | kinds["repeat_start"] | kinds["volta"]
+    # per staff: measure -> (index where its leading header ends, time token or None)
+    starts: list[dict[int, tuple[int, int | None]]] = []
+    for ids in staves:
+        measures: dict[int, tuple[int, int | None]] = {}
+        k, measure = 0, 0
+        while k < len(ids):
+            j = k
+            while j < len(ids) and header[ids[j]]:
+                j += 1
+            found = ids[j] if j < len(ids) and time[ids[j]] else None
+            measures[measure] = (j, found)
+            while k < len(ids) and not barline[ids[k]]:
+                k += 1
+            k, measure = k + 1, measure + 1
+        starts.append(measures)
+    added = 0
+    for measure in sorted({m for st in starts for m in st}):
+        read = [
+            (confs[s][st[measure][0]], st[measure][1])
+            for s, st in enumerate(starts)
+            if measure in st and st[measure][1] is not None
+        ]
+        if not read:
+            continue
+        votes: dict[int, float] = {}
+        for conf, token in read:
+            votes[token] = votes.get(token, 0.0) + conf
+        token = max(votes, key=lambda t: votes[t])
+        conf = min(0.5, min(c for c, _ in read))
+        for s, st in enumerate(starts):
+            if measure not in st or st[measure][1] is not None:
+                continue
+            at = st[measure][0]
+            staves[s].insert(at, token)
+            confs[s].insert(at, conf)
+            if len(rows[s]) + 1 == len(staves[s]):
+                rows[s].insert(at, None)
+            added += 1
+            for later in st:  # the staff's later measures moved one token on
+                if later > measure:
+                    j, found = st[later]
+                    st[later] = (j + 1, found)
+    return added

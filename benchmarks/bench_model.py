@@ -104,10 +104,17 @@ def train_rate(model: OMRModel, batch_size: int, steps: int) -> float:
 
 
 def train_step(
-    model: OMRModel, batch, opt: torch.optim.Optimizer, decode: bool = True, ctc_weight: float = 0.3
+    model: OMRModel,
+    batch,
+    opt: torch.optim.Optimizer,
+    decode: bool = True,
+    ctc_weight: float = 0.3,
+    masks: torch.Tensor | None = None,
+    ctc_grammar_weight: float = 0.0,
 ) -> float:
     """Seconds of one training step on a collated ``batch``: forward (the attention decoder
-    only with ``decode``), the losses ``train`` uses but the grammar term, backward, update."""
+    only with ``decode``), the losses ``train`` uses (the grammar terms only with the
+    batch's class ids and ``masks``), backward, update."""
     cfg = model.cfg
     t0 = time.perf_counter()
     mask = (batch.tokens != cfg.pad_id).float()
@@ -121,6 +128,10 @@ def train_step(
         ctc_lengths=out.ctc_lengths,
         ctc_weight=ctc_weight,
         eos_id=cfg.eos_id,
+        class_ids=batch.class_ids if masks is not None else None,
+        class_masks=masks,
+        grammar_weight=0.1 if masks is not None else 0.0,
+        ctc_grammar_weight=ctc_grammar_weight,
     ).total
     opt.zero_grad(set_to_none=True)
     loss.backward()

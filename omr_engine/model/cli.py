@@ -32,7 +32,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=500, help="steps of linear learning-rate warmup")
-    p.add_argument("--grammar-weight", type=float, default=0.1)
+    p.add_argument(
+        "--grammar-weight",
+        type=float,
+        default=0.1,
+        help="weight of the grammar loss on the attention decoder",
+    )
+    p.add_argument(
+        "--ctc-grammar-weight",
+        type=float,
+        default=0.0,
+        help="weight of the grammar loss on the CTC head's frames (the head the shipped "
+        "model reads with): -log of the mass on what the grammar allows at each frame of "
+        "the target's best alignment",
+    )
     p.add_argument(
         "--ctc-weight", type=float, default=0.3, help="weight of the encoder's auxiliary CTC loss"
     )
@@ -231,6 +244,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         warmup_steps=args.warmup,
         grammar_weight=args.grammar_weight,
+        ctc_grammar_weight=args.ctc_grammar_weight,
         ctc_weight=args.ctc_weight,
         ce_weight=args.ce_weight,
         eval_every=args.eval_every,

@@ -68,6 +68,7 @@ LOG_COLUMNS = [
     "balance",
     "grammar",
     "ctc",
+    "ctc_grammar",
 ]
 
 
@@ -89,6 +90,9 @@ class TrainConfig:
     grammar_weight: float = 0.1  # used only when examples carry class_ids and masks are given
     grammar_mode: str = "nll"  # "nll" = -log(allowed mass), "mass" = forbidden mass
     ctc_weight: float = 0.3  # auxiliary CTC loss, for models with a CTC head
+    # the grammar loss on the CTC head's frames (loss.ctc_grammar_loss); the shipped model
+    # reads with that head, which ``grammar_weight`` (the decoder's) never touches
+    ctc_grammar_weight: float = 0.0
     # the attention decoder's cross-entropy; 0 trains the encoder and CTC head alone (the
     # decoder is not run: 1.2-1.6x the samples/s on the CPU over three runs of
     # benchmarks/bench_train_step.py) and leaves the decoder as is
@@ -290,9 +294,14 @@ def _forever(loader: DataLoader) -> Iterator[Batch]:
 
 
 def _append_log(path: Path, row: dict[str, Any]) -> None:
+    """Append a row; a log begun before a column was added keeps its own columns."""
     new = not path.exists()
+    columns = LOG_COLUMNS
+    if not new:
+        with path.open(newline="", encoding="utf-8") as f:
+            columns = next(csv.reader(f), None) or LOG_COLUMNS
     with path.open("a", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         if new:
             writer.writeheader()
         writer.writerow(row)
@@ -410,7 +419,7 @@ def train(
     if not decode and not (config.ctc_head and tc.ctc_weight > 0):
         raise ValueError("ce_weight 0 trains the CTC head alone: it needs a CTC head and weight")
     model.train()
-    sums = {"loss": 0.0, "ce": 0.0, "balance": 0.0, "grammar": 0.0, "ctc": 0.0}
+    sums = {"loss": 0.0, "ce": 0.0, "balance": 0.0, "grammar": 0.0, "ctc": 0.0, "ctc_grammar": 0.0}
     n_steps = n_samples = 0
     t_interval = 0.0
     stop = False
@@ -441,6 +450,7 @@ def train(
             ctc_weight=tc.ctc_weight,
             eos_id=config.eos_id,
             ce_weight=tc.ce_weight,
+            ctc_grammar_weight=tc.ctc_grammar_weight,
         )
         optimizer.zero_grad(set_to_none=True)
         out.total.backward()
@@ -455,6 +465,7 @@ def train(
                     ("balance", out.balance),
                     ("grammar", out.grammar),
                     ("ctc", out.ctc),
+                    ("ctc grammar", out.ctc_grammar),
                 )
             )
             print(
@@ -480,6 +491,7 @@ def train(
         sums["balance"] += float(out.balance)
         sums["grammar"] += float(out.grammar)
         sums["ctc"] += float(out.ctc)
+        sums["ctc_grammar"] += float(out.ctc_grammar)
         n_steps += 1
         n_samples += batch.pixels.shape[0]
         dt = time.perf_counter() - t0
@@ -518,6 +530,7 @@ def train(
                     "balance": f"{sums['balance'] / max(n_steps, 1):.5f}",
                     "grammar": f"{sums['grammar'] / max(n_steps, 1):.5f}",
                     "ctc": f"{sums['ctc'] / max(n_steps, 1):.5f}",
+                    "ctc_grammar": f"{sums['ctc_grammar'] / max(n_steps, 1):.5f}",
                 },
             )
             if callback is not None and val_ser is not None:

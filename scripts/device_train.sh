@@ -52,9 +52,13 @@ BATCH=${BATCH:-64}
 LR=${LR:-5e-4}
 CTC_WEIGHT=${CTC_WEIGHT:-1.0}        # the shipped model reads with its CTC head (run 4d: 1.0)
 GRAMMAR_WEIGHT=${GRAMMAR_WEIGHT:-0.1}
+CTC_GRAMMAR_WEIGHT=${CTC_GRAMMAR_WEIGHT:-0}  # grammar loss on the CTC head's frames (train
+                                     # --ctc-grammar-weight; not tuned yet: try 0.05-0.3)
 CTC_UPSAMPLE=${CTC_UPSAMPLE:-}       # CTC frames per column; empty = the shipped weights' (2 since run 4n,
                                      # which read held-out crops 0.05 SER better than 4k's one; run 4o,
                                      # shipped, kept it: docs/TRAINING.md)
+STRETCH=${STRETCH:-}                 # "LO HI": resize crops across afresh on every read (train
+                                     # --stretch; run 4q: "0.85 1.3"). Empty: as built.
 REFRAME=${REFRAME:-}                 # "LO HI": frame staff crops afresh on every read, the paper above
                                      # and below the staff lines cut or padded to LO..HI staff spaces
                                      # (train --reframe; run 4o: "1.5 5.0"). Empty: as built.
@@ -183,8 +187,11 @@ common=(--data "$WORK/data/train" --val-data "$WORK/data/val" --val-samples "$VA
   --eval-every "$EVAL_EVERY" --checkpoint-every "$CKPT_EVERY" "${online[@]}")
 [[ $AMP == 1 ]] || common+=(--no-amp)
 [[ -n $CTC_UPSAMPLE ]] && common+=(--ctc-upsample "$CTC_UPSAMPLE")
+[[ $CTC_GRAMMAR_WEIGHT != 0 ]] && common+=(--ctc-grammar-weight "$CTC_GRAMMAR_WEIGHT")
 # shellcheck disable=SC2206  # REFRAME is two numbers, split on purpose
 [[ -n $REFRAME ]] && common+=(--reframe $REFRAME)
+# shellcheck disable=SC2206  # STRETCH is two numbers, split on purpose
+[[ -n $STRETCH ]] && common+=(--stretch $STRETCH)
 seg1_s=$((SYNTH_END - $(now)))
 ((seg1_s < STARTUP_S + 40)) && seg1_s=$((STARTUP_S + 40))
 ((seg1_s > TRAIN_END - $(now) - 60)) && seg1_s=$((TRAIN_END - $(now) - 60))

@@ -53,7 +53,8 @@ LR=${LR:-5e-4}
 CTC_WEIGHT=${CTC_WEIGHT:-1.0}        # the shipped model reads with its CTC head (run 4d: 1.0)
 GRAMMAR_WEIGHT=${GRAMMAR_WEIGHT:-0.1}
 CTC_GRAMMAR_WEIGHT=${CTC_GRAMMAR_WEIGHT:-0}  # grammar loss on the CTC head's frames (train
-                                     # --ctc-grammar-weight; not tuned yet: try 0.05-0.3)
+                                     # --ctc-grammar-weight; 0.3 over 200 CPU steps changed nothing
+                                     # measurable, docs/TRAINING.md row 4q-g0.3: try 1.0 here)
 CTC_UPSAMPLE=${CTC_UPSAMPLE:-}       # CTC frames per column; empty = the shipped weights' (2 since run 4n,
                                      # which read held-out crops 0.05 SER better than 4k's one; run 4o,
                                      # shipped, kept it: docs/TRAINING.md)

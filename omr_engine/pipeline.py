@@ -62,9 +62,6 @@ from .pages import Page
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "models" / "omr-small"
 
 
-_TIME_KINDS = ("time", "barline", "clef", "key", "repeat_start", "volta")
-
-
 def default_model_dir() -> Path:
     return Path(os.environ.get("DEEPMUSIC_OCR_MODEL", DEFAULT_MODEL_DIR))
 
@@ -467,9 +464,8 @@ class PagePipeline:
                 confs = [list(results[k].token_confidences) for k in mine]
                 fitted.append((list(system.measure_boxes), ids, confs, [[] for _ in ids]))
         if self.fit_meter:
-            kinds = {k: self.grammar.kinds(k) for k in _TIME_KINDS}
             for _, ids, confs, rows in fitted:
-                share_time_signatures(ids, confs, rows, kinds)
+                share_time_signatures(ids, confs, rows, self.grammar)
             self._fit_meter([(ids, confs) for _, ids, confs, _ in fitted])
         for i, (system, (boxes, ids, confs, rows)) in enumerate(zip(systems, fitted, strict=True)):
             if unit == "staff" and self.mend_durations:

@@ -93,8 +93,7 @@ def test_where_the_beats_fall_tells_six_eight_from_three_four():
 
 def test_staves_that_read_no_time_signature_get_the_one_their_system_read():
     vocab = default_vocabulary()
-    kinds = {k: Grammar(vocab).kinds(k) for k in ("time", "barline", "clef", "key")}
-    kinds |= {k: Grammar(vocab).kinds(k) for k in ("repeat_start", "volta")}
+    grammar = Grammar(vocab)
     lines = [
         "<clef:G2> <key:1#> <time:4/2> <note:C5-breve> <barline> <note:D5-breve> <barline>",
         "<clef:G2> <key:1#> <note:C5-breve> <barline> <note:D5-breve> <barline>",
@@ -107,7 +106,7 @@ def test_staves_that_read_no_time_signature_get_the_one_their_system_read():
     confs[2][2] = 0.3  # the 3/2 is read with less confidence than the 4/2
     rows = [[f"row{k}" for k in range(len(st))] for st in staves]
     before = [list(st) for st in staves]
-    assert share_time_signatures(staves, confs, rows, kinds) == 5
+    assert share_time_signatures(staves, confs, rows, grammar) == 5
     read = [vocab.decode(st) for st in staves]
     assert read[1][:4] == ["<clef:G2>", "<key:1#>", "<time:4/2>", "<note:C5-breve>"]
     assert read[3][2] == "<time:4/2>" and read[2][2] == "<time:3/2>"  # a read one is kept
@@ -119,5 +118,5 @@ def test_staves_that_read_no_time_signature_get_the_one_their_system_read():
     for st, r, c in zip(staves, rows, confs, strict=True):
         assert len(st) == len(r) == len(c)
     assert rows[1][2] is None and rows[1][3] == "row2"  # rows kept in step
-    assert share_time_signatures(staves, confs, rows, kinds) == 0  # nothing left to share
-    assert share_time_signatures([before[1]], [[0.9] * 6], [[]], kinds) == 0  # one staff alone
+    assert share_time_signatures(staves, confs, rows, grammar) == 0  # nothing left to share
+    assert share_time_signatures([before[1]], [[0.9] * 6], [[]], grammar) == 0  # one staff alone

@@ -21,12 +21,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..notation.score import Score, event_length, voice_length
 from ..notation.symbols import time_length
+
+if TYPE_CHECKING:
+    from ..notation.grammar import Grammar
 
 __all__ = ["USUAL_TIMES", "beat_votes", "choose_time", "measure_lengths", "share_time_signatures"]
 
@@ -149,7 +150,7 @@ def share_time_signatures(
     staves: list[list[int]],
     confs: list[list[float]],
     rows: list[list[Any]],
-    kinds: dict[str, np.ndarray],
+    grammar: Grammar,
 ) -> int:
     """Give every staff of a system the time signature that some of its staves read in the
     same measure, in place; returns how many were added.
@@ -161,12 +162,10 @@ def share_time_signatures(
     read none there, the others get it, after their clef and key: the value read with the
     most confidence over the staves, with the lowest confidence read (at most 0.5), so
     the studio marks it for a look. ``rows`` are the staves' per-token log-probability
-    rows (or ``None``s), kept in step. ``kinds`` maps "time", "barline" and the kinds
-    that may come before a time signature ("clef", "key", "repeat_start", "volta") to
-    the vocabulary's masks.
+    rows, kept in step (an empty list where a staff has none).
     """
-    time, barline = kinds["time"], kinds["barline"]
-    header = kinds["clef"] | kinds["key"] | kinds["repeat_start"] | kinds["volta"]
+    time, barline = grammar.kinds("time"), grammar.kinds("barline")
+    header = grammar.kinds("clef", "key", "repeat_start", "volta")
     # per staff: measure -> (index where its leading header ends, time token or None)
     starts: list[dict[int, tuple[int, int | None]]] = []
     for ids in staves:
@@ -183,7 +182,8 @@ def share_time_signatures(
             k, measure = k + 1, measure + 1
         starts.append(measures)
     added = 0
-    for measure in sorted({m for st in starts for m in st}):
+    # last measure first, so an insertion never moves a measure still to be done
+    for measure in sorted({m for st in starts for m in st}, reverse=True):
         read = [
             (confs[s][st[measure][0]], st[measure][1])
             for s, st in enumerate(starts)
@@ -202,11 +202,7 @@ def share_time_signatures(
             at = st[measure][0]
             staves[s].insert(at, token)
             confs[s].insert(at, conf)
-            if len(rows[s]) + 1 == len(staves[s]):
+            if rows[s]:
                 rows[s].insert(at, None)
             added += 1
-            for later in st:  # the staff's later measures moved one token on
-                if later > measure:
-                    j, found = st[later]
-                    st[later] = (j + 1, found)
     return added

@@ -160,7 +160,11 @@ if awk -v d="$DEGRADE_ONLINE" 'BEGIN { exit !(d > 0) }'; then
   clean=(--strength-max 0)
   online=(--degrade-online "$DEGRADE_ONLINE")
 fi
-python3 -m omr_engine.cli synth --out "$WORK/data/train" --count "$COUNT" \
+# Each seed builds into its own folder: a second call on a still-warm machine with a new SEED
+# would otherwise find the last call's folder and stop ("built with other settings"), leaving
+# only the old crops (session 17, seed 2702). Folders of earlier seeds still here are trained on too.
+TRAIN_DATA=$WORK/data/train-$SEED
+python3 -m omr_engine.cli synth --out "$TRAIN_DATA" --count "$COUNT" \
   --workers "$SYNTH_WORKERS" --seed "$SEED" --unit staff --split train \
   --shard-size "$SHARD_SIZE" "${clean[@]}" >"$WORK/synth_train.log" 2>&1 &
 SYNTH_PID=$!
@@ -170,19 +174,24 @@ python3 -m omr_engine.cli synth --out "$WORK/data/val" --count "$VAL_COUNT" \
   --shard-size "$VAL_COUNT" >"$WORK/synth_val.log" 2>&1 &
 VAL_PID=$!
 
-while kill -0 "$VAL_PID" 2>/dev/null || (($(shards "$WORK/data/train") < MIN_SHARDS)); do
+while kill -0 "$VAL_PID" 2>/dev/null || (($(shards "$TRAIN_DATA") < MIN_SHARDS)); do
   kill -0 "$SYNTH_PID" 2>/dev/null || { say "train build died"; tail -20 "$WORK/synth_train.log"; exit 1; }
-  (($(now) > TRAIN_END - 120)) && { say "no data in time"; tail -5 "$WORK"/synth_*.log; exit 1; }
+  (($(now) > TRAIN_END - 120)) && { say "no data in time"; tail -n 5 "$WORK"/synth_*.log; exit 1; }
   sleep 2
 done
 wait "$VAL_PID" || { say "val build failed"; tail -20 "$WORK/synth_val.log"; exit 1; }
 VAL_PID=""
-say "data ready: $(shards "$WORK/data/train") train shards, val $(tail -2 "$WORK/synth_val.log" | head -1)"
+say "data ready: $(shards "$TRAIN_DATA") train shards, val $(tail -2 "$WORK/synth_val.log" | head -1)"
 
 # ---- 3. training segment 1, while the build goes on ----
 init=()
 if [[ -f $INIT ]]; then init=(--init-from "$INIT"); else say "no $INIT: training from scratch"; fi
-common=(--data "$WORK/data/train" --val-data "$WORK/data/val" --val-samples "$VAL_COUNT"
+data=()
+for d in "$WORK"/data/train-*; do
+  [[ -f $d/manifest.json ]] && data+=(--data "$d")
+done
+say "training data: ${data[*]}"
+common=("${data[@]}" --val-data "$WORK/data/val" --val-samples "$VAL_COUNT"
   --config "$CONFIG" --unit staff --device "$DEVICE" --out "$RUN" --batch-size "$BATCH"
   --lr "$LR" --warmup "$WARMUP" --ctc-weight "$CTC_WEIGHT" --grammar-weight "$GRAMMAR_WEIGHT"
   --eval-every "$EVAL_EVERY" --checkpoint-every "$CKPT_EVERY" "${online[@]}")
@@ -209,7 +218,7 @@ kill -TERM "$SYNTH_PID" 2>/dev/null || true
 wait "$SYNTH_PID" || true
 SYNTH_PID=""
 tail -3 "$WORK/synth_train.log" | tr '\r' '\n' | tail -3
-say "build stopped: $(shards "$WORK/data/train") shards"
+say "build stopped: $(shards "$TRAIN_DATA") shards"
 
 # The step last.pt holds, and the rate: samples/s of segment 1's last 50 steps as it
 # printed them, else (under 50 steps) last.pt's steps over its wall_s (time in the loop).

@@ -189,15 +189,22 @@ def _load_matching(model: OMRModel, state: dict[str, torch.Tensor]) -> list[str]
     """Copy tensors whose name and shape match; return the names skipped.
 
     A CTC head with more frames per column (``ctc_upsample``) than the checkpoint's starts
-    with every frame a copy of the checkpoint's one, so it first reads exactly as before.
+    with each new frame a copy of the old frame it falls in (new frame j of k' copies old
+    frame j*k // k'), so a column's frames repeat the old ones in order, CTC merges the
+    repeats, and the model first reads exactly as before.
     """
     own = model.state_dict()
     state = dict(state)
+    d = model.cfg.d_model
     for name in ("ctc_proj.weight", "ctc_proj.bias"):
         if name in state and name in own:
             src, dst = state[name], own[name]
-            if dst.shape[0] % src.shape[0] == 0 and dst.shape[1:] == src.shape[1:]:
-                state[name] = src.repeat(dst.shape[0] // src.shape[0], *[1] * (src.dim() - 1))
+            k_old, k_new = src.shape[0] // d, dst.shape[0] // d
+            fits = src.shape[0] == k_old * d and dst.shape[0] == k_new * d
+            if fits and k_new > k_old and dst.shape[1:] == src.shape[1:]:
+                blocks = src.reshape(k_old, d, *src.shape[1:])
+                pick = torch.arange(k_new) * k_old // k_new
+                state[name] = blocks[pick].reshape(dst.shape)
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     skipped = sorted(set(own) - set(usable))
     own.update(usable)

@@ -19,7 +19,15 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from omr_engine.notation.grammar import Diagnostic
-from omr_engine.notation.score import ClefChange, Measure, Score, StaffContext, apply_changes
+from omr_engine.notation.score import (
+    ClefChange,
+    Measure,
+    Score,
+    StaffContext,
+    apply_changes,
+    number_measures,
+    opens_with_pickup,
+)
 
 from .engine import Engine, NoteAddress, contexts_after, edits
 
@@ -194,11 +202,13 @@ class Document(QObject):
         if score is None:
             self.set_page_state(index, PageState.READ, error=note or "no music found")
             return True
-        # Measures are numbered through the document (pages are read in order).
-        offset = sum(len(p.score.measures) for p in self.pages[:index] if p.score is not None)
-        for i, m in enumerate(score.measures):
+        # Measures are numbered through the document (pages are read in order), from 0 when
+        # the first page with music opens with an upbeat, as the printed numbers go.
+        before = [p.score for p in self.pages[:index] if p.score is not None]
+        offset = sum(len(s.measures) for s in before)
+        number_measures(score.measures, offset, opens_with_pickup(before[0] if before else score))
+        for m in score.measures:
             m.page = index
-            m.number = str(offset + i + 1)
         page.recognized = copy.deepcopy(score)
         if page.score is None:
             self.set_page_score(index, score, confidences)

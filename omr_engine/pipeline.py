@@ -53,6 +53,8 @@ from .notation.score import (
     StaffContext,
     StaffMeasure,
     apply_changes,
+    number_measures,
+    opens_with_pickup,
 )
 from .notation.tokens import tokens_to_score
 from .notation.vocabulary import Vocabulary
@@ -487,6 +489,7 @@ class PagePipeline:
                 confidences[measure.id] = float(c)
                 measures.append(measure)
         score = Score(parts=_parts_for(first_tokens, staff_count), measures=measures)
+        number_measures(measures, first_measure, first_measure == 0 and opens_with_pickup(score))
         yield Progress(total, total, f"page {page.index + 1}: done")
         yield PageResult(page.index, score, layout, confidences)
 
@@ -536,6 +539,7 @@ def transcribe(
     diagnostics: list[Diagnostic] = []
     confidences: dict[str, float] = {}
     contexts: list[StaffContext] | None = None
+    pickup = False  # the first page opens with an upbeat: measures are numbered from 0
     for page in pages:
         if not results and page.source is not None:
             title = Path(page.source).stem
@@ -548,6 +552,9 @@ def transcribe(
             if event.score is None:
                 continue
             page_score = event.score
+            if not measures:
+                pickup = opens_with_pickup(page_score)
+            number_measures(page_score.measures, len(measures), pickup)
             if parts is None or sum(p.staves for p in parts) < page_score.staff_count:
                 parts = page_score.parts
             event.diagnostics = validate_score(

@@ -72,8 +72,9 @@ def test_open_recognize_fix_undo_save_reopen_export(qtbot, settings, tmp_path):
     tree = window.issues_panel.tree
     qtbot.waitUntil(lambda: tree.topLevelItemCount() == 2)
     row = [tree.topLevelItem(0).text(c) for c in range(4)]
-    assert row == ["1", str(BROKEN_MEASURE + 1), "", BROKEN_MESSAGE]
-    assert [tree.topLevelItem(1).text(c) for c in range(3)] == ["2", "12", ""]
+    # the sample opens with an upbeat, numbered 0 as printed: measure i is number i
+    assert row == ["1", str(BROKEN_MEASURE), "", BROKEN_MESSAGE]
+    assert [tree.topLevelItem(1).text(c) for c in range(3)] == ["2", "11", ""]
     # ... and highlighted on the scan and on the engraving.
     broken_id = doc.page(0).score.measures[BROKEN_MEASURE].id
     assert fill_color(window.scan_view.boxes[broken_id]) == palette.INVALID.getRgb()[:3]
@@ -89,7 +90,7 @@ def test_open_recognize_fix_undo_save_reopen_export(qtbot, settings, tmp_path):
     assert doc.selection.page == 0 and doc.selection.measure_id == broken_id
     assert window.scan_view.boxes[broken_id].pen().width() == 3
     assert window.score_view._note_item is not None
-    assert "page 1, measure 3" in window.measure_editor.title.text().lower()
+    assert "page 1, measure 2" in window.measure_editor.title.text().lower()
 
     # Fix from the keyboard: the selected first note becomes a quarter (MuseScore's 5).
     QTest.keyClick(window.scan_view, Qt.Key.Key_5)

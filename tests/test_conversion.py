@@ -150,3 +150,28 @@ def test_verovio_engraves_with_its_fonts_in_a_worker_thread():
     worker.start()
     worker.join()
     assert "E050" in svgs[0]  # the SMuFL G clef glyph is defined, so fonts were found
+
+
+def test_an_opening_upbeat_is_measure_0_and_written_as_an_implicit_measure():
+    from omr_engine.notation.music21_io import musicxml_text
+    from omr_engine.notation.score import number_measures, opens_with_pickup
+    from omr_engine.notation.tokens import tokens_to_score
+
+    head = "<clef:G2> <key:0> <time:3/4>"
+    upbeat = tokens_to_score(
+        f"{head} <note:C5-quarter> <barline> <rest:half> <note:D5-quarter> <barline>".split()
+    )
+    full = tokens_to_score(
+        f"{head} <rest:half> <note:C5-quarter> <barline> <rest:half> <note:D5-quarter> <barline>".split()
+    )
+    whole_rest = tokens_to_score(
+        f"{head} <mrest> <barline> <rest:half> <note:D5-quarter> <barline>".split()
+    )
+    alone = tokens_to_score(f"{head} <note:C5-quarter> <barline>".split())
+    assert opens_with_pickup(upbeat)
+    assert not any(opens_with_pickup(s) for s in (full, whole_rest, alone))
+    number_measures(upbeat.measures, 0, pickup=True)
+    assert [m.number for m in upbeat.measures] == ["0", "1"]
+    xml = musicxml_text(upbeat)
+    assert '<measure implicit="yes" number="0">' in xml
+    assert '<measure implicit="no" number="1">' in xml

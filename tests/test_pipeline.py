@@ -131,6 +131,15 @@ def test_transcribe_chains_pages_and_validates_with_the_context_carried_over():
     assert {d.measure_id for d in result.diagnostics} <= {"p2m1"}
 
 
+def test_measures_are_numbered_through_pages_from_0_after_an_opening_upbeat():
+    pipe = PagePipeline(recognizer=TrueTokens(pages=2))
+    result = transcribe([sample_page(0), sample_page(1)], pipe)
+    # the sample opens with an upbeat: printed numbers run 0..9, then on through page 2
+    assert [m.number for m in result.score.measures] == [str(i) for i in range(20)]
+    page2 = [d for d in result.diagnostics if d.measure_id == "p2m1"]
+    assert page2 and page2[0].measure_number == "10"
+
+
 def test_cancelling_stops_a_page_at_the_next_report():
     pipe = PagePipeline(recognizer=TrueTokens())
     cancel = CancelToken()

@@ -511,6 +511,8 @@ def to_music21(score: Score) -> stream.Score:
     for i, measure in enumerate(score.measures):
         for s, (sm, part) in enumerate(zip(measure.staves, staff_streams, strict=True)):
             m = stream.Measure(number=int(measure.number) if measure.number.isdigit() else i + 1)
+            if measure.number == "0":  # an upbeat: implicit="yes", left out of the count
+                m.showNumber = stream.enums.ShowNumber.NEVER
             if sm.clef:
                 m.insert(0, _m21_clef(sm.clef))
             if sm.key is not None:

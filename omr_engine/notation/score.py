@@ -158,6 +158,30 @@ class Score:
         raise KeyError(measure_id)
 
 
+def opens_with_pickup(score: Score) -> bool:
+    """Whether the first measure is an upbeat: shorter on every staff than the bar its time
+    signature sets, with measures after it. Engravers number such a measure 0."""
+    if len(score.measures) < 2:
+        return False
+    longest, bar = Fraction(0), None
+    for sm in score.measures[0].staves:
+        ctx = StaffContext()
+        apply_changes(ctx, sm)
+        if ctx.time is None:
+            return False
+        bar = time_length(ctx.time) if bar is None else max(bar, time_length(ctx.time))
+        for voice in sm.voices:
+            longest = max(longest, voice_length(voice, ctx.time))
+    return bar is not None and Fraction(0) < longest < bar
+
+
+def number_measures(measures: list[Measure], before: int, pickup: bool) -> None:
+    """Number measures through a document, `before` measures coming before them: from 1, or
+    from 0 when the document opens with an upbeat (`pickup`), as the printed numbers go."""
+    for i, m in enumerate(measures):
+        m.number = str(before + i + (0 if pickup else 1))
+
+
 def apply_changes(ctx: StaffContext, sm: StaffMeasure) -> None:
     """Update a staff context with the attributes and clef changes of one staff measure."""
     if sm.clef is not None:

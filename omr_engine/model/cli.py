@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         choices=[1, 2, 3, 4],
         help="CTC frames per encoder column (default: --init-from's, else the preset's); from "
-        "a checkpoint with fewer, each new frame starts as a copy of the old one",
+        "a checkpoint with fewer, each new frame starts as a copy of the old frame it falls in",
     )
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--checkpoint-every", type=int, default=250)

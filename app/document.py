@@ -202,11 +202,6 @@ class Document(QObject):
         if score is None:
             self.set_page_state(index, PageState.READ, error=note or "no music found")
             return True
-        # Measures are numbered through the document (pages are read in order), from 0 when
-        # the first page with music opens with an upbeat, as the printed numbers go.
-        before = [p.score for p in self.pages[:index] if p.score is not None]
-        offset = sum(len(s.measures) for s in before)
-        number_measures(score.measures, offset, opens_with_pickup(before[0] if before else score))
         for m in score.measures:
             m.page = index
         page.recognized = copy.deepcopy(score)
@@ -242,9 +237,12 @@ class Document(QObject):
         page.score.measures[i] = copy.deepcopy(measure)
         page.revision += 1
         if _attributes(old) == _attributes(measure):
-            # Nothing that lasts past the measure changed: check it and its neighbour only.
+            # Nothing that lasts past the measure changed: check it and its neighbour only
+            # (and renumber: the opening measure may have become, or stopped being, an upbeat).
+            renumbered = self._renumber()
             self._revalidate_around(index, i)
             self.score_changed.emit(index)
+            self._refresh(renumbered, index)
         else:
             self._music_changed(index)
         return old
@@ -284,6 +282,7 @@ class Document(QObject):
                 return candidate
 
     def _music_changed(self, index: int) -> None:
+        renumbered = self._renumber()
         before = self._end_cache.get(index)
         self._end_cache[index] = after = self._end_contexts(index)
         self.revalidate(index)
@@ -293,6 +292,33 @@ class Document(QObject):
             for later in range(index + 1, len(self.pages)):
                 if self.pages[later].score is not None:
                     self.revalidate(later)
+        self._refresh(renumbered, index)
+
+    def _renumber(self) -> list[int]:
+        """Number the measures through the document, pages in order, from 0 when the first
+        page with music opens with an upbeat (as the printed numbers go); returns the pages
+        whose numbers changed. Inserting, deleting or re-reading a measure moves the
+        numbers of every measure after it."""
+        scores = [(i, p.score) for i, p in enumerate(self.pages) if p.score is not None]
+        if not scores:
+            return []
+        pickup = opens_with_pickup(scores[0][1])
+        changed, before = [], 0
+        for i, score in scores:
+            old = [m.number for m in score.measures]
+            number_measures(score.measures, before, pickup)
+            if [m.number for m in score.measures] != old:
+                changed.append(i)
+            before += len(score.measures)
+        return changed
+
+    def _refresh(self, pages: list[int], done: int) -> None:
+        """Check again and redraw pages whose measure numbers changed (the issue list and
+        the engraving show them), but for `done`, already handled."""
+        for i in pages:
+            if i != done:
+                self.revalidate(i)
+                self.score_changed.emit(i)
 
     def _end_contexts(self, index: int) -> list[tuple]:
         score = self.pages[index].score

@@ -215,6 +215,41 @@ def test_selecting_on_one_side_selects_on_the_other(qtbot, settings, tmp_path):
     assert window.scan_view.boxes[other].pen().width() == 3
 
 
+def test_measure_numbers_follow_inserted_and_deleted_measures_through_the_pages(
+    qtbot, settings, tmp_path
+):
+    window = make_window(qtbot, settings, tmp_path)
+    assert window.open_path(make_pdf(tmp_path / "two.pdf", pages=2))
+    window.recognize_all_action.trigger()
+    doc = window.document
+
+    def numbers(page: int) -> list[str]:
+        return [m.number for m in doc.page(page).score.measures]
+
+    # the sample opens with an upbeat: measure 0, and page 2 goes on from page 1's last
+    n2 = len(numbers(1))
+    assert numbers(0) == [str(i) for i in range(10)]
+    assert numbers(1) == [str(i) for i in range(10, 10 + n2)]
+    page2_issue = [d.measure_number for d in doc.page(1).diagnostics]
+    assert page2_issue  # the test double reads one measure of each page wrong
+    doc.select_measure(0, doc.page(0).score.measures[3].id)
+    assert window.edit(commands.DeleteMeasureCommand)
+    assert numbers(0) == [str(i) for i in range(9)]
+    assert numbers(1) == [str(i) for i in range(9, 9 + n2)]
+    assert [d.measure_number for d in doc.page(1).diagnostics] == [
+        str(int(n) - 1) for n in page2_issue
+    ]
+    doc.select_measure(0, doc.page(0).score.measures[0].id)
+    assert window.edit(commands.InsertMeasureCommand)  # a full measure after the upbeat
+    assert numbers(0) == [str(i) for i in range(10)]
+    assert numbers(1) == [str(i) for i in range(10, 10 + n2)]
+    doc.undo_stack.undo()
+    doc.undo_stack.undo()
+    assert numbers(0) == [str(i) for i in range(10)]
+    assert numbers(1) == [str(i) for i in range(10, 10 + n2)]
+    assert [d.measure_number for d in doc.page(1).diagnostics] == page2_issue
+
+
 def test_keyboard_editing_covers_the_musescore_keys(qtbot, settings, tmp_path):
     window = make_window(qtbot, settings, tmp_path)
     assert window.open_path(make_pdf(tmp_path / "one.pdf", pages=1))

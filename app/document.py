@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -288,11 +289,8 @@ class Document(QObject):
         self.revalidate(index)
         self.score_changed.emit(index)
         # A clef, key or time change that lasts to the page's end changes the next pages.
-        if after != before:
-            for later in range(index + 1, len(self.pages)):
-                if self.pages[later].score is not None:
-                    self.revalidate(later)
-        self._refresh(renumbered, index)
+        later = range(index + 1, len(self.pages)) if after != before else range(0)
+        self._refresh(renumbered, index, [i for i in later if self.pages[i].score is not None])
 
     def _renumber(self) -> list[int]:
         """Number the measures through the document, pages in order, from 0 when the first
@@ -312,12 +310,13 @@ class Document(QObject):
             before += len(score.measures)
         return changed
 
-    def _refresh(self, pages: list[int], done: int) -> None:
-        """Check again and redraw pages whose measure numbers changed (the issue list and
-        the engraving show them), but for `done`, already handled."""
-        for i in pages:
-            if i != done:
-                self.revalidate(i)
+    def _refresh(self, renumbered: list[int], done: int, also: Sequence[int] = ()) -> None:
+        """Check again, once each, the pages whose measure numbers changed and those in
+        `also`, and redraw the renumbered ones (the issue list and the engraving show the
+        numbers); `done` is already handled."""
+        for i in sorted(set(renumbered).union(also) - {done}):
+            self.revalidate(i)
+            if i in renumbered:
                 self.score_changed.emit(i)
 
     def _end_contexts(self, index: int) -> list[tuple]:

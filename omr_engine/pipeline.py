@@ -479,9 +479,7 @@ class PagePipeline:
             if len(boxes) != len(part_score.measures):
                 boxes = _even_boxes(system.box, len(part_score.measures))
             for measure, box, c in zip(part_score.measures, boxes, conf, strict=False):
-                n = first_measure + len(measures)
                 measure.id = f"p{page.index + 1}m{len(measures) + 1}"
-                measure.number = str(n + 1)
                 measure.page = page.index
                 measure.box = _source_box(layout, box)
                 while len(measure.staves) < staff_count:

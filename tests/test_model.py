@@ -656,3 +656,26 @@ def test_cuda_training_turns_cudnn_attention_off():
     finally:
         torch.backends.cuda.enable_cudnn_sdp(was)
         torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def test_a_checkpoint_of_a_shorter_vocabulary_keeps_every_token_it_knew():
+    from omr_engine.model.train import _load_matching
+    from omr_engine.notation.vocabulary import Vocabulary, default_vocabulary
+
+    new = default_vocabulary()
+    old = Vocabulary([t for t in new.tokens if not t.startswith("<voice:")])
+    assert len(old) < len(new)
+    cfg = ModelConfig.preset("tiny")
+    torch.manual_seed(0)
+    before = OMRModel(cfg.with_vocab(old), old.factors()).eval()
+    after = OMRModel(cfg.with_vocab(new), new.factors()).eval()
+    assert _load_matching(after, before.state_dict()) == []
+    with torch.no_grad():
+        a, b = before.decoder.embed.table(), after.decoder.embed.table()
+        torch.testing.assert_close(b[: len(old)], a)  # every old token embeds as before
+        assert not torch.equal(b[len(old) :], torch.zeros_like(b[len(old) :]))
+        pixels, widths, _ = random_batch(before.cfg)
+        lo, _ = before.ctc(*before.encoder(pixels, widths))
+        hi, _ = after.ctc(*after.encoder(pixels, widths))
+    torch.testing.assert_close(hi[..., : len(old)], lo[..., :-1])  # old tokens score as before
+    torch.testing.assert_close(hi[..., -1], lo[..., -1])  # and so does the blank

@@ -37,6 +37,8 @@ from omr_engine.inference.decoding import (
 )
 from omr_engine.inference.preprocess import PreprocessConfig, preprocess_batch
 from omr_engine.inference.structure import follow_grammar
+from omr_engine.inference.voices import canonical_reading
+from omr_engine.notation.vocabulary import Vocabulary
 
 __all__ = ["Recognizer", "Result", "ModelLoadError", "ProviderError", "select_providers"]
 
@@ -198,6 +200,17 @@ class Recognizer:
         )
         self.device = "cuda" if using_cuda else "cpu"
         self._step = _OrtStepDecoder(self.decoder, self.device, self.runtime.dec_layers)
+        self._vocab: Vocabulary | None = None
+
+    @property
+    def vocab(self) -> Vocabulary:
+        """The vocabulary the model was trained with (loaded on first use)."""
+        if self._vocab is None:
+            try:
+                self._vocab = Vocabulary.load(self.vocab_path())
+            except (OSError, ValueError, KeyError) as exc:
+                raise ModelLoadError(f"{self.vocab_path()}: {exc}") from exc
+        return self._vocab
 
     @property
     def providers(self) -> list[str]:
@@ -279,6 +292,7 @@ class Recognizer:
                     )
                     for row in range(len(chunk))
                 ]
+                out = [canonical_reading(r, self.vocab) for r in out]
                 if grammar_factory is not None:  # read freely, then edited to the grammar
                     out = [follow_grammar(r, grammar_factory) for r in out]
                     if not token_logp:
@@ -286,8 +300,10 @@ class Recognizer:
                             r.meta.pop("token_logp", None)
             elif beam == 1:
                 out = greedy_decode(self._step, state, len(chunk), **common)
+                out = [canonical_reading(r, self.vocab) for r in out]
             else:
                 out = beam_decode(self._step, state, len(chunk), beam=beam, **common)
+                out = [canonical_reading(r, self.vocab) for r in out]
             for i, r in zip(chunk, out, strict=True):
                 results[i] = r
         return results  # type: ignore[return-value]

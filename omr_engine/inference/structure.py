@@ -90,9 +90,12 @@ def follow_grammar(
                         if filled.allowed_mask()[tok]:
                             grown.append((r.cost + FILL_COST, p, [filler, tok]))
             usable = allowed if special is None else allowed & ~special
+            # a grammar built on a longer vocabulary (tokens added at its end since the
+            # model was trained) offers only the tokens the model can read (row: V + blank)
+            usable = usable[: len(row) - 1]
             if not allowed[tok] and usable.any():
                 # the likeliest token the grammar allows here, whatever its rank
-                likeliest = int(np.argmax(np.where(usable, row[: len(usable)], -np.inf)))
+                likeliest = int(np.argmax(np.where(usable, row[:-1], -np.inf)))
                 if likeliest not in tried:
                     grown.append((r.cost + float(row[tok] - row[likeliest]), p, [likeliest]))
             for alt in alternatives:

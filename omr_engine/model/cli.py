@@ -105,6 +105,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="seeds the weights' init, the data order and the online degradation and framing; "
         "a second round on the same data with another seed sees it in another order",
     )
+    p.add_argument(
+        "--token-order",
+        choices=["canonical", "onset"],
+        default="canonical",
+        help="target order of a measure's voices: one after another (canonical), or merged "
+        "by where each event starts (onset: what a left-to-right CTC head can read; the "
+        "reading is turned back to canonical order after decoding); pass it again to resume",
+    )
     p.add_argument("--val-samples", type=int, default=256, help="validation crops per evaluation")
     p.add_argument(
         "--no-amp", action="store_true", help="on CUDA, train in fp32 rather than bf16 autocast"
@@ -157,6 +165,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from omr_engine.model.config import ModelConfig
     from omr_engine.model.train import train
     from omr_engine.notation.grammar import Grammar, GrammarClassTable
+    from omr_engine.notation.reading_order import to_onset_order
     from omr_engine.notation.vocabulary import default_vocabulary
     from omr_engine.synth.dataset import SynthIterableDataset, read_examples
 
@@ -171,13 +180,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CommandError("--reframe works on streamed data, not with --curriculum")
     if args.reframe and not 0.0 <= args.reframe[0] <= args.reframe[1]:
         raise CommandError("--reframe takes LO HI staff spaces with 0 <= LO <= HI")
+    if args.token_order != "canonical" and args.curriculum:
+        raise CommandError("--token-order works on streamed data, not with --curriculum")
     if args.stretch and args.curriculum:
         raise CommandError("--stretch works on streamed data, not with --curriculum")
     if args.stretch and not 0.0 < args.stretch[0] <= args.stretch[1]:
         raise CommandError("--stretch takes LO HI factors with 0 < LO <= HI")
     vocab = default_vocabulary()
     units = [args.unit]
-    sample = (vocab.encode(t) for _, t, _ in read_examples(args.data[0], units))
+    order = to_onset_order if args.token_order == "onset" else list
+    sample = (vocab.encode(order(t)) for _, t, _ in read_examples(args.data[0], units))
     table = GrammarClassTable.build(Grammar(vocab), itertools.islice(sample, 3000))
     print(f"grammar classes: {len(table)}", file=sys.stderr)
     config = ModelConfig.preset(args.config)
@@ -208,12 +220,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             degrade_max=args.degrade_online,
             margins=tuple(args.reframe) if args.reframe else None,
             stretch=tuple(args.stretch) if args.stretch else None,
+            token_order=args.token_order,
         )
         train_ds = _with_classes(stream, table)
     val_ds = None
     if args.val_data:
         val_ds = [
-            {"image": image, "ids": vocab.encode(tokens)}
+            {"image": image, "ids": vocab.encode(order(tokens))}
             for image, tokens, _ in itertools.islice(
                 read_examples(args.val_data, units), args.val_samples
             )

@@ -205,6 +205,22 @@ def _load_matching(model: OMRModel, state: dict[str, torch.Tensor]) -> list[str]
                 blocks = src.reshape(k_old, d, *src.shape[1:])
                 pick = torch.arange(k_new) * k_old // k_new
                 state[name] = blocks[pick].reshape(dst.shape)
+    for name, src in list(state.items()):
+        dst = own.get(name)
+        grown = (
+            dst is not None
+            and src.dim() == dst.dim() >= 1
+            and src.shape[1:] == dst.shape[1:]
+            and src.shape[0] < dst.shape[0]
+            and not name.endswith("ctc_proj.weight")
+            and not name.endswith("ctc_proj.bias")
+        )
+        if grown and name.endswith(".factors"):
+            state[name] = dst  # the new vocabulary's table (its old rows are the same)
+        elif grown:
+            merged = dst.clone()
+            merged[: src.shape[0]] = src
+            state[name] = merged
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     skipped = sorted(set(own) - set(usable))
     own.update(usable)

@@ -23,9 +23,8 @@ import numpy as np
 from .score import Score, StaffContext
 from .symbols import DURATION_TYPES, all_durations, time_fraction, time_length
 from .tokens import tokens_by_measure
-from .vocabulary import Vocabulary, default_vocabulary
+from .vocabulary import MAX_VOICES, Vocabulary, default_vocabulary
 
-MAX_VOICES = 4
 _UNIT_NAMES = {1: "whole notes", 2: "half notes", 4: "beats", 8: "eighths", 16: "sixteenths"}
 _POWER_OF_TWO_VALUES = set(DURATION_TYPES.values())
 
@@ -75,6 +74,7 @@ def _describe(kind: str) -> str:
         "barline": "a barline",
         "staff": "the next staff",
         "voice": "a second voice",
+        "voice_to": "a change of voice",
         "clef": "a clef",
         "key": "a key signature",
         "time": "a time signature",
@@ -122,7 +122,8 @@ class GrammarState:
     note_tied: bool = False
     voice_length: Fraction = Fraction(0)
     voice_full: bool = False  # whole-measure or multi-measure rest
-    staff_lengths: list[list[tuple[Fraction, bool]]] = field(default_factory=list)
+    # per staff, each voice's (length, full) as far as it was read
+    staff_lengths: list[dict[int, tuple[Fraction, bool]]] = field(default_factory=list)
     measure_flags: set[str] = field(default_factory=set)
     previous_barline: str = ""
     measures_done: int = 0
@@ -142,7 +143,7 @@ class GrammarState:
         clone.contexts = [StaffContext(c.clef, c.key, c.time) for c in self.contexts]
         if self.tuplet is not None:
             clone.tuplet = copy.copy(self.tuplet)
-        clone.staff_lengths = [list(v) for v in self.staff_lengths]
+        clone.staff_lengths = [dict(v) for v in self.staff_lengths]
         clone.measure_flags = set(self.measure_flags)
         clone.event_pitches = list(self.event_pitches)
         clone.event_ties = list(self.event_ties)
@@ -181,6 +182,7 @@ class GrammarState:
             can_close and more_staves,
             can_close and last_staff,
             can_close and self.voice + 1 < MAX_VOICES,
+            can_close,
             self.voice,
             self.measures_done > 0,
             remaining,
@@ -355,7 +357,7 @@ class GrammarState:
     # structure ------------------------------------------------------
 
     def _on_clef(self, info) -> None:
-        if self.phase == "events":
+        if self.phase == "events" or (self.phase == "voice_start" and self.voice == 0):
             self._begin_event()
         else:
             self.attr_level = 1
@@ -391,14 +393,23 @@ class GrammarState:
         if self.tuplet is not None:
             self._close_tuplet()
         while len(self.staff_lengths) <= self.staff:
-            self.staff_lengths.append([])
-        self.staff_lengths[self.staff].append((self.voice_length, self.voice_full))
+            self.staff_lengths.append({})
+        self.staff_lengths[self.staff][self.voice] = (self.voice_length, self.voice_full)
         self.voice_length = Fraction(0)
         self.voice_full = False
 
     def _on_voice(self, info) -> None:
         self._end_voice()
         self.voice += 1
+        self.phase = "voice_start"
+
+    def _on_voice_to(self, info) -> None:
+        """Onset order (:mod:`.reading_order`): the next events are voice N's, which goes
+        on from where it was left."""
+        self._end_voice()
+        self.voice = int(info.value) - 1
+        lengths = self.staff_lengths[self.staff] if self.staff < len(self.staff_lengths) else {}
+        self.voice_length, self.voice_full = lengths.get(self.voice, (Fraction(0), False))
         self.phase = "voice_start"
 
     def _on_staff(self, info) -> None:
@@ -463,7 +474,7 @@ class GrammarState:
             if time is None:
                 continue
             bar = time_length(time)
-            lengths = [bar if full else length for length, full in voices]
+            lengths = [bar if full else length for length, full in voices.values()]
             for length in lengths:
                 if length > bar:
                     self.diagnostics.append(
@@ -514,6 +525,10 @@ class Grammar:
         self._length = np.array(
             [float(i.duration.quarter_length) if i.duration else 0.0 for i in self.vocab.infos]
         )
+        self._voice_to = np.array([x == "voice_to" for x in kinds])
+        self._voice_number = np.array(
+            [int(i.value) if i.kind == "voice_to" else 0 for i in self.vocab.infos]
+        )
         self._eos = np.zeros(len(self.vocab), bool)
         self._eos[self.vocab.eos_id] = True
         self._masks: dict[tuple, np.ndarray] = {}
@@ -560,6 +575,7 @@ class Grammar:
             can_staff,
             can_barline,
             can_voice,
+            can_close,
             voice,
             measures_done,
             remaining,
@@ -600,7 +616,10 @@ class Grammar:
                 mask |= k("volta")
             return self._limit(mask, remaining)
         if phase == "voice_start":
-            return self._limit(first_events & ~k("multirest"), remaining)
+            mask = first_events & ~k("multirest")
+            if voice == 0:  # back in voice 1 after <voice:1>, where a clef may change
+                mask |= k("clef")
+            return self._limit(mask, remaining)
         # phase == "events"
         if last == "tuplet":
             return self._limit(k("note", "rest", "grace"), remaining)
@@ -624,6 +643,8 @@ class Grammar:
             mask |= k("barline")
         if can_voice and last != "multirest":
             mask |= k("voice")
+        if can_close and last != "multirest":
+            mask |= self._voice_to & (self._voice_number != voice + 1)
         return self._limit(mask, remaining)
 
     def _limit(self, mask: np.ndarray, remaining: Fraction | None) -> np.ndarray:

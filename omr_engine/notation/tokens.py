@@ -11,6 +11,7 @@ it changes.
 
 from __future__ import annotations
 
+from .reading_order import from_onset_order
 from .score import (
     ClefChange,
     Event,
@@ -237,10 +238,11 @@ def tokens_to_score(
     """Build a Score from tokens; measures get ids `m{index}` counting from `first_measure_index`.
 
     A trailing measure without a barline is kept (as a single barline) so nothing read is lost.
+    Tokens in onset order (``<voice:N>``, :mod:`.reading_order`) are read in it too.
     """
     vocab = default_vocabulary()
     builder = _Builder()
-    for token in tokens:
+    for token in from_onset_order(list(tokens)):
         if token in vocab:
             info = vocab.info(vocab.id(token))
             if info.kind != "special":

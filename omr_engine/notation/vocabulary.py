@@ -5,7 +5,11 @@ Token forms (in reading order, measure by measure, staff by staff)::
     <clef:G2> <key:2#> <time:3/4> <note:F#5-quarter.> <tie> <chord> <note:A5-quarter.>
     <rest:eighth> <mrest> <multirest:4> <grace> <tuplet:3:2> ... <tuplet-end>
     <voice> <staff> <repeat-start> <volta:1> <barline> <barline:double>
-    <barline:final> <barline:repeat-end>
+    <barline:final> <barline:repeat-end> <voice:2>
+
+``<voice:N>`` belongs to the onset reading order of :mod:`.reading_order` (what a CTC head
+is trained to read), never to canonical sequences; its tokens come last so that adding them
+left every earlier token's id and factors as they were.
 
 Ids are assigned by a fixed construction order, so the same code always builds the same
 vocabulary; a model ships the JSON it was trained with and `Vocabulary.load` restores it.
@@ -37,6 +41,7 @@ from .symbols import (
 )
 
 VOCABULARY_VERSION = 1
+MAX_VOICES = 4  # voices per staff in one measure
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 STAFF, VOICE, CHORD, TIE, GRACE = "<staff>", "<voice>", "<chord>", "<tie>", "<grace>"
@@ -62,6 +67,7 @@ KINDS = (
     "tuplet",
     "rest",
     "note",
+    "voice_to",
 )
 
 
@@ -102,6 +108,11 @@ def rest_token(duration: Duration) -> str:
     return f"<rest:{duration.name}>"
 
 
+def voice_to_token(number: int) -> str:
+    """The onset-order token that hands the next event to voice ``number`` (1-based)."""
+    return f"<voice:{number}>"
+
+
 def _build() -> list[tuple[str, TokenInfo]]:
     out: list[tuple[str, TokenInfo]] = [(t, TokenInfo("special")) for t in (PAD, BOS, EOS, UNK)]
     out += [
@@ -130,6 +141,9 @@ def _build() -> list[tuple[str, TokenInfo]]:
         (note_token(p, d), TokenInfo("note", pitch=p, duration=d))
         for p in all_pitches()
         for d in durations
+    ]
+    out += [
+        (voice_to_token(n), TokenInfo("voice_to", value=str(n))) for n in range(1, MAX_VOICES + 1)
     ]
     return out
 

@@ -113,6 +113,7 @@ def _define_torch_class() -> type:
     import torch
     from torch.utils.data import IterableDataset, get_worker_info
 
+    from ..notation.reading_order import to_onset_order
     from ..notation.vocabulary import Vocabulary, default_vocabulary
 
     class SynthIterableDataset(IterableDataset):
@@ -125,6 +126,8 @@ def _define_torch_class() -> type:
         ``degrade_max`` > 0 degrades clean examples as they are read (module docstring);
         their ``meta["strength"]`` then says how strongly. ``margins`` frames staff crops
         afresh before that, and ``stretch`` resizes every crop across (module docstring).
+        ``token_order="onset"`` gives the target tokens with each measure's voices merged
+        by onset (:mod:`omr_engine.notation.reading_order`), the order a CTC head can read.
         """
 
         def __init__(
@@ -139,8 +142,12 @@ def _define_torch_class() -> type:
             degrade_max: float = 0.0,
             margins: tuple[float, float] | None = None,
             stretch: tuple[float, float] | None = None,
+            token_order: str = "canonical",
         ) -> None:
             super().__init__()
+            if token_order not in ("canonical", "onset"):
+                raise ValueError("token_order is 'canonical' or 'onset'")
+            self.token_order = token_order
             roots = [root] if isinstance(root, (str, Path)) else list(root)
             if not roots:
                 raise ValueError("no dataset folder given")
@@ -197,6 +204,8 @@ def _define_torch_class() -> type:
                     image, meta = stretch_horizontally(image, meta, self.stretch, fresh)
                 if self.degrade_max > 0.0 and not meta.get("strength"):
                     image, meta = degrade_again(image, meta, self.degrade_max, fresh)
+                if self.token_order == "onset":
+                    tokens = to_onset_order(tokens)
                 yield {
                     "image": image,
                     "ids": self.vocab.encode(tokens),

@@ -275,11 +275,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     import json
 
     from omr_engine.model.export import export_model
-    from omr_engine.notation.vocabulary import default_vocabulary
+    from omr_engine.model.train import load_checkpoint
+    from omr_engine.notation.vocabulary import Vocabulary, default_vocabulary
 
+    # The vocabulary only grows at its end, so a checkpoint trained before tokens were
+    # added reads the first vocab_size tokens of today's.
+    size = int(load_checkpoint(args.checkpoint)["model_config"]["vocab_size"])
     with tempfile.TemporaryDirectory() as tmp:
         vocab_path = Path(tmp) / "vocab.json"
-        default_vocabulary().save(vocab_path)
+        Vocabulary(default_vocabulary().tokens[:size]).save(vocab_path)
         out = export_model(
             args.checkpoint,
             args.out_dir,

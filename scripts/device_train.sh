@@ -58,6 +58,9 @@ CTC_GRAMMAR_WEIGHT=${CTC_GRAMMAR_WEIGHT:-0}  # grammar loss on the CTC head's fr
 CTC_UPSAMPLE=${CTC_UPSAMPLE:-}       # CTC frames per column; empty = the shipped weights' (2 since run 4n,
                                      # which read held-out crops 0.05 SER better than 4k's one; run 4o,
                                      # shipped, kept it: docs/TRAINING.md)
+TOKEN_ORDER=${TOKEN_ORDER:-canonical} # target order of a measure's voices (train --token-order):
+                                     # "onset" merges them by onset with <voice:N> switches, the
+                                     # order a CTC head can read (docs/TRAINING.md, session 18)
 STRETCH=${STRETCH:-}                 # "LO HI": resize crops across afresh on every read (train
                                      # --stretch; run 4q: "0.85 1.3"). Empty: as built.
 REFRAME=${REFRAME:-}                 # "LO HI": frame staff crops afresh on every read, the paper above
@@ -197,6 +200,7 @@ common=("${data[@]}" --val-data "$WORK/data/val" --val-samples "$VAL_COUNT"
   --eval-every "$EVAL_EVERY" --checkpoint-every "$CKPT_EVERY" "${online[@]}")
 [[ $AMP == 1 ]] || common+=(--no-amp)
 [[ -n $CTC_UPSAMPLE ]] && common+=(--ctc-upsample "$CTC_UPSAMPLE")
+[[ $TOKEN_ORDER != canonical ]] && common+=(--token-order "$TOKEN_ORDER")
 [[ $CTC_GRAMMAR_WEIGHT != 0 ]] && common+=(--ctc-grammar-weight "$CTC_GRAMMAR_WEIGHT")
 # shellcheck disable=SC2206  # REFRAME is two numbers, split on purpose
 [[ -n $REFRAME ]] && common+=(--reframe $REFRAME)

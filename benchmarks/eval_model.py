@@ -44,6 +44,7 @@ from omr_engine.inference.session import Recognizer
 from omr_engine.model.metrics import edit_distance
 from omr_engine.notation.grammar import Grammar
 from omr_engine.notation.score import StaffContext
+from omr_engine.notation.vocabulary import default_vocabulary
 from omr_engine.pipeline import mend_staff
 from omr_engine.synth.dataset import read_examples
 from omr_engine.synth.sources import PieceError, PieceStore
@@ -108,7 +109,7 @@ def evaluate(
     decoder: str | None = None,
 ) -> dict[str, Any]:
     rec = Recognizer(model_dir, device="cpu", num_threads=threads)
-    vocab = rec.vocab
+    vocab = rec.vocab or default_vocabulary()
     grammar = Grammar(vocab)
     store = PieceStore(memory=64)
     rows: list[dict[str, Any]] = []

@@ -58,7 +58,8 @@ CTC_GRAMMAR_WEIGHT=${CTC_GRAMMAR_WEIGHT:-0}  # grammar loss on the CTC head's fr
 CTC_UPSAMPLE=${CTC_UPSAMPLE:-}       # CTC frames per column; empty = the shipped weights' (2 since run 4n,
                                      # which read held-out crops 0.05 SER better than 4k's one; run 4o,
                                      # shipped, kept it: docs/TRAINING.md)
-TOKEN_ORDER=${TOKEN_ORDER:-canonical} # target order of a measure's voices (train --token-order):
+TOKEN_ORDER=${TOKEN_ORDER:-onset}     # target order of a measure's voices (train --token-order); the shipped
+                                     # run 4t reads onset order, so keep it unless starting over:
                                      # "onset" merges them by onset with <voice:N> switches, the
                                      # order a CTC head can read (docs/TRAINING.md, session 18)
 STRETCH=${STRETCH:-}                 # "LO HI": resize crops across afresh on every read (train

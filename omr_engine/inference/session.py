@@ -305,11 +305,11 @@ class Recognizer:
                         for r in out:
                             r.meta.pop("token_logp", None)
             elif beam == 1:
-                out = greedy_decode(self._step, state, len(chunk), **common)
-                out = self._canonical(out)
+                out = self._canonical(greedy_decode(self._step, state, len(chunk), **common))
             else:
-                out = beam_decode(self._step, state, len(chunk), beam=beam, **common)
-                out = self._canonical(out)
+                out = self._canonical(
+                    beam_decode(self._step, state, len(chunk), beam=beam, **common)
+                )
             for i, r in zip(chunk, out, strict=True):
                 results[i] = r
         return results  # type: ignore[return-value]

@@ -14,23 +14,20 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
-
 from omr_engine.inference.decoding import Result
 from omr_engine.notation.reading_order import onset_order_sources
-from omr_engine.notation.vocabulary import VOICE, Vocabulary
+from omr_engine.notation.vocabulary import Vocabulary
 
 __all__ = ["canonical_reading"]
 
 
 def canonical_reading(result: Result, vocab: Vocabulary) -> Result:
     """``result`` with its tokens in canonical order (unchanged if it has no ``<voice:N>``)."""
-    switches = _switch_ids(vocab)
-    if not switches or not any(i in switches for i in result.ids):
+    if not any(vocab.info(i).kind == "voice_to" for i in result.ids):
         return result
     pairs = onset_order_sources(vocab.decode(result.ids))
     sources = [s for _, s in pairs]
-    ids = [vocab.id(VOICE) if t == VOICE else vocab.id(t) for t, _ in pairs]
+    ids = vocab.encode([t for t, _ in pairs])
     meta = dict(result.meta)
     rows = meta.get("token_logp")
     if rows is not None:
@@ -43,14 +40,3 @@ def canonical_reading(result: Result, vocab: Vocabulary) -> Result:
         positions=positions,
         meta=meta,
     )
-
-
-_SWITCHES: dict[int, frozenset[int]] = {}
-
-
-def _switch_ids(vocab: Vocabulary) -> frozenset[int]:
-    key = id(vocab)
-    if key not in _SWITCHES:
-        kinds = np.array([info.kind == "voice_to" for info in vocab.infos])
-        _SWITCHES[key] = frozenset(np.nonzero(kinds)[0].tolist())
-    return _SWITCHES[key]

@@ -198,4 +198,6 @@ def onset_order_sources(tokens: list[str]) -> list[tuple[str, int]]:
 
 def from_onset_order(tokens: list[str]) -> list[str]:
     """A reading in onset order (or a canonical one, unchanged) as canonical tokens."""
+    if not any(map(_is_voice_to, tokens)):  # canonical already: every tokens_to_score call
+        return list(tokens)
     return [t for t, _ in onset_order_sources(tokens)]

@@ -242,7 +242,7 @@ def tokens_to_score(
     """
     vocab = default_vocabulary()
     builder = _Builder()
-    for token in from_onset_order(list(tokens)):
+    for token in from_onset_order(tokens):
         if token in vocab:
             info = vocab.info(vocab.id(token))
             if info.kind != "special":

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .inference.decoding import Result
+from .inference.decoding import Columns, Result
 from .inference.durations import repair_durations
 from .inference.measures import (
     add_read_barlines,
@@ -31,6 +31,7 @@ from .inference.measures import (
     split_pickup,
 )
 from .inference.meter import beat_votes, choose_time, measure_lengths, share_time_signatures
+from .inference.reread import reread_measures
 from .inference.ties import mend_ties
 from .inference.tuplets import mend_tuplets
 from .layout import (
@@ -62,6 +63,10 @@ from .pages import Page
 
 #: Where the shipped model lives (overridable with DEEPMUSIC_OCR_MODEL).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "models" / "omr-small"
+
+#: A staff's columns and the fractions of its crop each measure spans, or None: what
+#: :func:`reread_measures` reads a flagged measure again from.
+Reread = tuple[Columns, list[tuple[float, float]]] | None
 
 
 def default_model_dir() -> Path:
@@ -220,6 +225,7 @@ class PagePipeline:
         fit_measures: bool = True,
         mend_durations: bool = True,
         fit_meter: bool = True,
+        reread: bool = True,
     ) -> None:
         if recognizer is None:
             from .inference.session import Recognizer
@@ -236,6 +242,7 @@ class PagePipeline:
         self.fit_measures = fit_measures
         self.mend_durations = mend_durations
         self.fit_meter = fit_meter
+        self.reread = reread
         meta = getattr(recognizer, "config", {}) or {}
         self.unit = meta.get("data", {}).get("unit", "staff")
         self.crop_margin = float(meta.get("data", {}).get("margin_spaces", 4.0))
@@ -251,9 +258,13 @@ class PagePipeline:
 
     def _fit_system(
         self, system: System, crops: list[LayoutCrop], results: list[Result]
-    ) -> tuple[list[Box], list[list[int]], list[list[float]], list[list[np.ndarray | None]]]:
+    ) -> tuple[
+        list[Box], list[list[int]], list[list[float]], list[list[np.ndarray | None]], list[Reread]
+    ]:
         """The system's measure boxes and each staff's ids, confidences and token
-        log-probabilities (``Result.meta["token_logp"]``, None where absent) cut into them.
+        log-probabilities (``Result.meta["token_logp"]``, None where absent) cut into them,
+        and per staff its columns and measure spans, to read a flagged measure again from
+        (None when the reading kept no columns or was not cut).
 
         The layout's barlines, with an opening one ending a pickup that the staves read
         before it (:func:`split_pickup`), less those no staff read that cut a measure short
@@ -266,8 +277,9 @@ class PagePipeline:
         confs = [list(r.token_confidences) for r in results]
         rows = [list(r.meta.get("token_logp") or [None] * len(r.ids)) for r in results]
         boxes = list(system.measure_boxes)
+        rereads: list[Reread] = [None] * len(results)
         if not (self.fit_measures and boxes and all(r.positions for r in results)):
-            return boxes, ids, confs, rows
+            return boxes, ids, confs, rows, rereads
         barline = self.grammar.kinds("barline")
         event = self.grammar.kinds("note", "rest")
         read, events = [], []
@@ -298,7 +310,9 @@ class PagePipeline:
                 ids[k], confs[k], r.positions, spans, self.vocab
             )
             rows[k] = [rows[k][o] if o >= 0 else None for o in origin]
-        return boxes, ids, confs, rows
+            if "columns" in r.meta:
+                rereads[k] = (r.meta["columns"], spans)
+        return boxes, ids, confs, rows, rereads
 
     def _join_read_systems(
         self,
@@ -385,15 +399,23 @@ class PagePipeline:
         rows: list[list[np.ndarray | None]],
         times: list[str | None],
         piece_start: bool,
+        rereads: list[Reread],
     ) -> None:
         """Mend each staff's note values (:func:`repair_durations`) in place, against the
         time signature in force per staff, which ``times`` carries from system to system,
-        and its ties between different pitches (:func:`mend_ties`)."""
+        read a measure still flagged again from its columns (:func:`reread_measures`) and
+        mend its ties between different pitches (:func:`mend_ties`)."""
         time_kind = self.grammar.kinds("time")
         for s, staff_ids in enumerate(ids):
             times += [None] * (s + 1 - len(times))
             ids[s], confs[s], rows[s] = mend_staff(
-                staff_ids, confs[s], rows[s], self.vocab, times[s], piece_start
+                staff_ids,
+                confs[s],
+                rows[s],
+                self.vocab,
+                times[s],
+                piece_start,
+                reread=rereads[s] if self.reread else None,
             )
             for t in ids[s]:
                 if time_kind[t]:
@@ -464,14 +486,18 @@ class PagePipeline:
             else:
                 ids = [list(results[k].ids) for k in mine]
                 confs = [list(results[k].token_confidences) for k in mine]
-                fitted.append((list(system.measure_boxes), ids, confs, [[] for _ in ids]))
+                fitted.append(
+                    (list(system.measure_boxes), ids, confs, [[] for _ in ids], [None] * len(ids))
+                )
         if self.fit_meter:
-            for _, ids, confs, rows in fitted:
+            for _, ids, confs, rows, _ in fitted:
                 share_time_signatures(ids, confs, rows, self.grammar)
-            self._fit_meter([(ids, confs) for _, ids, confs, _ in fitted])
-        for i, (system, (boxes, ids, confs, rows)) in enumerate(zip(systems, fitted, strict=True)):
+            self._fit_meter([(ids, confs) for _, ids, confs, _, _ in fitted])
+        for i, (system, (boxes, ids, confs, rows, rereads)) in enumerate(
+            zip(systems, fitted, strict=True)
+        ):
             if unit == "staff" and self.mend_durations:
-                self._mend_system(ids, confs, rows, times, first_measure == 0 and i == 0)
+                self._mend_system(ids, confs, rows, times, first_measure == 0 and i == 0, rereads)
             tokens, conf = merge_staves([self.vocab.decode(x) for x in ids], self.vocab, confs)
             if i == 0:
                 first_tokens = tokens
@@ -499,15 +525,23 @@ def mend_staff(
     vocab: Vocabulary,
     time: str | None,
     piece_start: bool,
+    reread: Reread = None,
 ) -> tuple[list[int], list[float], list[np.ndarray | None]]:
     """The pipeline's last steps on one staff's line of tokens: tuplet ends moved so that
     the tuplets fill their brackets (:func:`mend_tuplets`) and note values mended
     (:func:`repair_durations`), both against ``time``, the signature in force where the
-    line starts, then ties between different pitches (:func:`mend_ties`). ``rows`` are the
-    model's columns where each token was read (None for one it did not read); returns the
-    ids, confidences and columns."""
+    line starts; with ``reread`` (the crop's columns and the line's measure spans) each
+    measure the grammar still flags read again under the whole grammar
+    (:func:`reread_measures`); then ties between different pitches (:func:`mend_ties`).
+    ``rows`` are the model's columns where each token was read (None for one it did not
+    read); returns the ids, confidences and columns."""
     ids, confs, rows, _ = mend_tuplets(ids, confs, rows, vocab, time)
     ids, confs, _ = repair_durations(ids, confs, rows, vocab, time=time, piece_start=piece_start)
+    if reread is not None:
+        columns, spans = reread
+        ids, confs, rows, _ = reread_measures(
+            ids, confs, rows, vocab, columns, spans, time, piece_start
+        )
     ids, confs, rows, _ = mend_ties(ids, confs, rows, vocab)
     return ids, confs, rows
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 __all__ = [
+    "Columns",
     "Result",
     "StepDecoder",
     "GrammarState",
@@ -29,6 +30,7 @@ __all__ = [
     "beam_decode",
     "ctc_decode",
     "ctc_beam_decode",
+    "prefix_search",
 ]
 
 
@@ -44,6 +46,45 @@ class Result:
     # Where each token was read, as a fraction of the crop's width (the centre of the CTC
     # columns it spans); empty for the attention decoder, which has no alignment.
     positions: list[float] = field(default_factory=list)
+
+
+TOP = 8  # tokens a Columns keeps per column
+FLOOR = -30.0  # log-probability Columns gives a token a column did not keep
+
+
+@dataclass(frozen=True)
+class Columns:
+    """One crop's CTC columns, kept compactly for re-reading: per column, the ``TOP``
+    likeliest tokens (ids and log-probabilities, blank excluded) and the blank's."""
+
+    ids: np.ndarray  # (C, TOP) int32
+    logp: np.ndarray  # (C, TOP) float32
+    blank: np.ndarray  # (C,) float32
+
+    @classmethod
+    def from_logp(cls, logp: np.ndarray, top: int = TOP) -> Columns:
+        """From a crop's (C, V+1) log-probabilities, blank last."""
+        tokens = logp[:, :-1]
+        top = min(top, tokens.shape[1])
+        ids = np.argpartition(tokens, -top, axis=1)[:, -top:]
+        values = np.take_along_axis(tokens, ids, axis=1)
+        order = np.argsort(-values, axis=1)
+        return cls(
+            np.take_along_axis(ids, order, axis=1).astype(np.int32),
+            np.take_along_axis(values, order, axis=1).astype(np.float32),
+            logp[:, -1].astype(np.float32),
+        )
+
+    def __len__(self) -> int:
+        return len(self.blank)
+
+    def row(self, t: int, size: int) -> np.ndarray:
+        """Column ``t`` as a dense (size,) row of log-probabilities (blank last; tokens it
+        did not keep at ``FLOOR``), what :mod:`.durations` and :mod:`.ties` read."""
+        out = np.full(size, FLOOR, np.float32)
+        out[self.ids[t]] = self.logp[t]
+        out[-1] = self.blank[t]
+        return out
 
 
 class GrammarState(Protocol):
@@ -265,6 +306,7 @@ def _ctc_result(
     meta: dict[str, Any] = {"decoder": "ctc"}
     if token_logp:
         meta["token_logp"] = _peak_rows(logp, ids, spans)
+        meta["columns"] = Columns.from_logp(logp)
     return Result(ids, confs, total / columns, True, meta, positions)
 
 
@@ -285,7 +327,8 @@ def ctc_decode(
     position is the centre of those columns as a fraction of the ``length`` valid columns.
     With ``token_logp`` the result's ``meta["token_logp"]`` holds, per token, the model's
     log-probabilities of every token at the column where it was surest of it (what
-    :mod:`.durations` mends note values with).
+    :mod:`.durations` mends note values with), and ``meta["columns"]`` the crop's columns
+    as :class:`Columns` (what :mod:`.reread` reads a flagged measure again from).
     """
     c, v1 = logits.shape
     blank = v1 - 1
@@ -349,6 +392,90 @@ class _Prefix:
         return self.grammar
 
 
+Reading = tuple[tuple[int, ...], _Prefix]  # a token sequence and how the columns spell it
+
+
+def prefix_search(
+    columns: Columns,
+    start: int = 0,
+    stop: int | None = None,
+    grammar: GrammarState | None = None,
+    beam: int = 4,
+    prune: float = 6.0,
+    per_column: int = 3,
+    exclude: np.ndarray | None = None,
+) -> list[Reading]:
+    """CTC prefix beam search over columns [start, stop), readings best first.
+
+    Unlike best path, which reads the single most likely column path, this keeps the
+    ``beam`` most likely token sequences, each summing every column path that spells it
+    (blank and repeats merged), so a token the model spreads over several weak columns
+    is not lost. With ``grammar`` (the state where the columns begin) a sequence only
+    grows by tokens the grammar allows, and never by a token ``exclude`` marks. Per
+    column only the ``per_column`` likeliest tokens within ``prune`` nats of the column's
+    best are tried.
+    """
+    beams: dict[tuple[int, ...], _Prefix] = {(): _Prefix(0.0, -np.inf, [], [], grammar)}
+    for t in range(start, len(columns) if stop is None else stop):
+        ids = columns.ids[t, :per_column].tolist()
+        values = columns.logp[t, :per_column].tolist()
+        here = dict(zip(columns.ids[t].tolist(), columns.logp[t].tolist(), strict=True))
+        blank = float(columns.blank[t])
+        floor = max(values[0], blank) - prune
+        candidates = [
+            (k, v)
+            for k, v in zip(ids, values, strict=True)
+            if v >= floor and (exclude is None or not exclude[k])
+        ]
+        grown: dict[tuple[int, ...], _Prefix] = {}
+        for prefix, p in beams.items():
+            total = p.total()
+            last = prefix[-1] if prefix else None
+            held = here.get(last, FLOOR) if last is not None else -np.inf
+            allowed = None
+            if grammar is not None and candidates:
+                allowed = np.asarray(p.state().allowed_mask(), dtype=bool)
+            # A blank, or the last token held one more column: the prefix stays.
+            stay_blank = total + blank
+            stay_token = p.token + held
+            entry = grown.get(prefix)
+            stay = float(np.logaddexp(stay_blank, stay_token))
+            if entry is None or stay > entry.total():
+                # The likelier way to this prefix gives its confidences and positions
+                # (lists are shared between prefixes, never changed in place).
+                spans, confs = p.spans, p.confs
+                if last is not None and held > blank:
+                    spans = [*spans[:-1], [spans[-1][0], t]]
+                    confs = [*confs[:-1], max(confs[-1], float(np.exp(held)))]
+                if entry is not None:
+                    stay_blank = float(np.logaddexp(entry.blank, stay_blank))
+                    stay_token = float(np.logaddexp(entry.token, stay_token))
+                grown[prefix] = _Prefix(stay_blank, stay_token, confs, spans, p.grammar, p.pending)
+            else:
+                entry.blank = float(np.logaddexp(entry.blank, stay_blank))
+                entry.token = float(np.logaddexp(entry.token, stay_token))
+            for tok, value in candidates:
+                if allowed is not None and not allowed[tok]:
+                    continue
+                # The same token again is a new one only after a blank.
+                lp = (p.blank if tok == last else total) + value
+                key = (*prefix, tok)
+                entry = grown.get(key)
+                if entry is not None:
+                    entry.token = float(np.logaddexp(entry.token, lp))
+                    continue
+                grown[key] = _Prefix(
+                    -np.inf,
+                    lp,
+                    [*p.confs, float(np.exp(value))],
+                    [*p.spans, [t, t]],
+                    None,
+                    (p.grammar, tok) if grammar is not None else None,
+                )
+        beams = dict(sorted(grown.items(), key=lambda kv: kv[1].total(), reverse=True)[:beam])
+    return sorted(beams.items(), key=lambda kv: kv[1].total(), reverse=True)
+
+
 def ctc_beam_decode(
     logits: np.ndarray,
     length: int | None = None,
@@ -358,67 +485,14 @@ def ctc_beam_decode(
     per_column: int = 3,
     token_logp: bool = False,
 ) -> Result:
-    """CTC prefix beam search over one crop's column logits (C, V+1), blank last.
-
-    Unlike best path, which reads the single most likely column path, this keeps the
-    ``beam`` most likely token sequences, each summing every column path that spells it
-    (blank and repeats merged), so a token the model spreads over several weak columns
-    is not lost. With ``grammar`` a sequence only grows by tokens the grammar allows.
-    Per column only the ``per_column`` likeliest tokens within ``prune`` nats of the
-    column's best are tried.
-    Confidences, positions and ``token_logp`` are as in :func:`ctc_decode`, taken along
-    each sequence's most likely emission.
+    """CTC prefix beam search (:func:`prefix_search`) over one crop's column logits
+    (C, V+1), blank last. Confidences, positions and ``token_logp`` are as in
+    :func:`ctc_decode`, taken along the sequence's most likely emission.
     """
-    c, v1 = logits.shape
-    blank = v1 - 1
+    c, _ = logits.shape
     logp = _log_softmax(logits[: c if length is None else int(length)])
-    beams: dict[tuple[int, ...], _Prefix] = {(): _Prefix(0.0, -np.inf, [], [], grammar)}
-    for t, row in enumerate(logp):
-        top = np.argpartition(row[:blank], -per_column)[-per_column:]
-        candidates = [int(k) for k in top if row[k] >= row.max() - prune]
-        grown: dict[tuple[int, ...], _Prefix] = {}
-        for prefix, p in beams.items():
-            total = p.total()
-            last = prefix[-1] if prefix else None
-            allowed = None
-            if grammar is not None and candidates:
-                allowed = np.asarray(p.state().allowed_mask(), dtype=bool)
-            # A blank, or the last token held one more column: the prefix stays.
-            stay_blank = total + row[blank]
-            stay_token = p.token + row[last] if last is not None else -np.inf
-            entry = grown.get(prefix)
-            stay = float(np.logaddexp(stay_blank, stay_token))
-            if entry is None or stay > entry.total():
-                # The likelier way to this prefix gives its confidences and positions.
-                spans, confs = [list(x) for x in p.spans], list(p.confs)
-                if last is not None and row[last] > row[blank]:
-                    spans[-1][1] = t
-                    confs[-1] = max(confs[-1], float(np.exp(row[last])))
-                if entry is not None:
-                    stay_blank = float(np.logaddexp(entry.blank, stay_blank))
-                    stay_token = float(np.logaddexp(entry.token, stay_token))
-                grown[prefix] = _Prefix(stay_blank, stay_token, confs, spans, p.grammar, p.pending)
-            else:
-                entry.blank = float(np.logaddexp(entry.blank, stay_blank))
-                entry.token = float(np.logaddexp(entry.token, stay_token))
-            for tok in candidates:
-                if allowed is not None and not allowed[tok]:
-                    continue
-                # The same token again is a new one only after a blank.
-                lp = (p.blank if tok == last else total) + row[tok]
-                key = (*prefix, tok)
-                entry = grown.get(key)
-                if entry is not None:
-                    entry.token = float(np.logaddexp(entry.token, lp))
-                    continue
-                grown[key] = _Prefix(
-                    -np.inf,
-                    lp,
-                    [*p.confs, float(np.exp(row[tok]))],
-                    [*(list(x) for x in p.spans), [t, t]],
-                    None,
-                    (p.grammar, tok) if grammar is not None else None,
-                )
-        beams = dict(sorted(grown.items(), key=lambda kv: kv[1].total(), reverse=True)[:beam])
-    prefix, p = max(beams.items(), key=lambda kv: kv[1].total())
+    columns = Columns.from_logp(logp, top=max(TOP, per_column))
+    prefix, p = prefix_search(
+        columns, grammar=grammar, beam=beam, prune=prune, per_column=per_column
+    )[0]
     return _ctc_result(logp, list(prefix), p.confs, p.spans, p.total(), token_logp)

@@ -265,7 +265,8 @@ class Recognizer:
         ``ctc`` (the encoder's CTC head: one pass); ``beam`` > 1 uses beam search (prefix
         beam search for CTC); ``max_len`` caps the tokens per crop, BOS included (at most
         the model's ``max_len``); ``token_logp`` keeps, with the CTC decoder, each token's
-        column of log-probabilities in ``meta["token_logp"]``.
+        column of log-probabilities in ``meta["token_logp"]`` and the crop's columns in
+        ``meta["columns"]``.
         """
         if beam < 1:
             raise ValueError("beam must be >= 1")
@@ -304,6 +305,7 @@ class Recognizer:
                     if not token_logp:
                         for r in out:
                             r.meta.pop("token_logp", None)
+                            r.meta.pop("columns", None)
             elif beam == 1:
                 out = self._canonical(greedy_decode(self._step, state, len(chunk), **common))
             else:

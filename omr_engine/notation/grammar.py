@@ -9,7 +9,9 @@
 
 Structure is always enforced by the mask. Measure durations are checked afterwards by
 default (a wrong measure is more useful flagged than forced to fit); `enforce_durations`
-also forbids notes that would overfill a voice.
+also forbids notes that would overfill a voice (inside a tuplet, counted at its ratio) and
+a tuplet's end before its notes fill the bracket (what :mod:`omr_engine.inference.reread`
+reads a flagged measure again with).
 """
 
 from __future__ import annotations
@@ -166,16 +168,24 @@ class GrammarState:
         more_staves = self.n_staves is None or self.staff + 1 < self.n_staves
         last_staff = self.n_staves is None or self.staff + 1 == self.n_staves
         remaining = None
-        if self.grammar.enforce_durations and self.tuplet is None:
+        tuplet = None if self.tuplet is None else self.tuplet.count > 0
+        if self.grammar.enforce_durations:
             time = self.contexts[self.staff].time if self.staff < len(self.contexts) else None
             if time is not None and not self.voice_full:
                 remaining = max(time_length(time) - self.voice_length, Fraction(0))
+            t = self.tuplet
+            if t is not None:
+                # inside a bracket, printed values count at normal/actual; the bracket may
+                # close only when its notes make a whole number of some plain value
+                tuplet = t.count > 0 and t.printed / t.actual in _POWER_OF_TWO_VALUES
+                if remaining is not None:
+                    remaining = max(remaining * Fraction(t.actual, t.normal) - t.printed, 0)
         need_clef = self.line_start and self.measure == 0 and not self.clef_seen
         return (
             self.phase,
             self.last,
             self.attr_level,
-            None if self.tuplet is None else self.tuplet.count > 0,
+            tuplet,
             self.note_duration if self.last == "chord" else -1,
             self.note_midi if self.last == "chord" else -1,
             self.note_tied,

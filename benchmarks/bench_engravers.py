@@ -193,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="do not mend note values (omr_engine.inference.durations)",
     )
+    parser.add_argument(
+        "--no-reread",
+        action="store_true",
+        help="do not read flagged measures again (omr_engine.inference.reread)",
+    )
     args = parser.parse_args(argv)
     cv2.setNumThreads(args.threads)
     manifest = json.loads((args.dir / "manifest.json").read_text(encoding="utf-8"))
@@ -207,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             beam=args.beam,
             fit_measures=not args.no_fit,
             mend_durations=not args.no_mend,
+            reread=not args.no_reread,
         )
     ids = TokenIds()
     rows = []

@@ -24,13 +24,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..notation.grammar import Grammar
+from ..notation.grammar import Grammar, GrammarState
 from ..notation.reading_order import onset_order_sources
 from ..notation.score import StaffContext
 from ..notation.vocabulary import Vocabulary
-from .decoding import FLOOR, TOP, Columns, prefix_search
+from .decoding import FLOOR, TOP, Columns, Reading, prefix_search
 
 __all__ = ["grammars", "reread_measures"]
+
+RETRY = 4  # a measure no reading in the beam passes is searched again this many times wider
 
 
 @functools.lru_cache(maxsize=4)
@@ -93,17 +95,10 @@ def reread_measures(
             a = 0 if k == 0 else max(0, math.floor(spans[k][0] * length))
             b = min(length, math.ceil(spans[k][1] * length) - 1)
             found = None
-            if b > a:
-                readings = prefix_search(
-                    columns, a, b, state, beam, prune, per_column=TOP, exclude=closing
-                )
-                for prefix, p in readings:
-                    trial = p.state().copy() if prefix else state.copy()
-                    before = len(trial.diagnostics)
-                    trial.advance(out_ids[end])
-                    if len(trial.diagnostics) == before and trial.pending_short is None:
-                        found = (prefix, p)
-                        break
+            for width in (beam, beam * RETRY) if b > a else ():
+                found = _passing(columns, a, b, state, out_ids[end], width, prune, closing)
+                if found is not None:
+                    break
             if found is not None:
                 prefix, p = found
                 tokens = [*vocab.decode(list(prefix)), vocab.decode([out_ids[end]])[0]]
@@ -126,6 +121,27 @@ def reread_measures(
     return out_ids, out_confs, out_rows, replaced
 
 
+def _passing(
+    columns: Columns,
+    a: int,
+    b: int,
+    state: GrammarState,
+    barline: int,
+    beam: int,
+    prune: float,
+    closing: np.ndarray,
+) -> Reading | None:
+    """The likeliest reading of columns [a, b) from ``state`` that the measure's
+    ``barline`` then closes without a finding, or None."""
+    readings = prefix_search(columns, a, b, state, beam, prune, per_column=TOP, exclude=closing)
+    for prefix, p in readings:
+        trial = p.state().copy() if prefix else state.copy()
+        before = len(trial.diagnostics)
+        trial.advance(barline)
+        if len(trial.diagnostics) == before and trial.pending_short is None:
+            return prefix, p
+    return None
+
+
 def _logp_at(columns: Columns, t: int, tok: int) -> float:
-    hit = np.flatnonzero(columns.ids[t] == tok)
-    return float(columns.logp[t, hit[0]]) if len(hit) else FLOOR
+    return dict(columns.tokens(t)).get(tok, FLOOR)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from omr_engine.cli import main
-from omr_engine.inference.decoding import Result
+from omr_engine.inference.decoding import Columns, Result
 from omr_engine.notation.music21_io import read_score
 from omr_engine.notation.tokens import score_to_tokens, tokens_by_measure
 from omr_engine.notation.vocabulary import default_vocabulary
@@ -344,6 +344,46 @@ def test_a_value_misread_is_mended_against_the_time_carried_from_the_first_syste
     mended = transcribe([sample_page()], PagePipeline(recognizer=MisreadValue()))
     assert mended.diagnostics == []
     assert tokens_by_measure(mended.score) == tokens_by_measure(source)
+
+
+class ExtraNote(PlacedTokens):
+    """As PlacedTokens, with the model's columns (``meta["columns"]``), and on the second
+    system's bass staff a note read where a smudge is, the model unsure of it (0.6)."""
+
+    COLUMNS = 400
+
+    def recognize(self, images, grammar_factory=None, beam=1, token_logp=False):
+        vocab = default_vocabulary()
+        first_call = self.calls
+        out = super().recognize(images, grammar_factory, beam, token_logp)
+        for k, result in enumerate(out):
+            sure = [0.99] * len(result.ids)
+            if first_call + k == 7:
+                j = next(i for i, t in enumerate(result.ids) if "-quarter>" in vocab.tokens[t])
+                result.ids.insert(j + 1, vocab.id("<note:E2-quarter>"))
+                result.positions.insert(j + 1, result.positions[j] + 0.006)
+                result.token_confidences.insert(j + 1, 0.6)
+                sure.insert(j + 1, 0.6)
+            logp = np.full((self.COLUMNS, len(vocab) + 1), np.log(1e-9), np.float32)
+            logp[:, -1] = 0.0  # blank
+            rows = []
+            for t, x, p in zip(result.ids, result.positions, sure, strict=True):
+                c = min(self.COLUMNS - 1, round(x * self.COLUMNS))
+                logp[c, t], logp[c, -1] = np.log(p), np.log(1 - p)
+                rows.append(logp[c].copy())
+            if token_logp:
+                result.meta["token_logp"] = rows
+                result.meta["columns"] = Columns.from_logp(logp)
+        return out
+
+
+def test_a_measure_still_flagged_is_read_again_from_the_models_columns():
+    source, _ = read_score(SAMPLES / "bwv66.6.musicxml")
+    plain = transcribe([sample_page()], PagePipeline(recognizer=ExtraNote(), reread=False))
+    assert len(plain.diagnostics) == 1  # the measure with the extra note is too long
+    reread = transcribe([sample_page()], PagePipeline(recognizer=ExtraNote()))
+    assert reread.diagnostics == []
+    assert tokens_by_measure(reread.score) == tokens_by_measure(source)
 
 
 class MisreadTime(TrueTokens):

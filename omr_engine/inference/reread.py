@@ -67,7 +67,7 @@ def reread_measures(
 ) -> tuple[list[int], list[float], list[np.ndarray | None], int]:
     """One staff's line with each measure the grammar flags read again from ``columns``
     (see the module's text). Measure ``k`` of the line (as :func:`.fit_to_measures` cut
-    it) lies over ``spans[k]``, a fraction of the crop's width like a token's position;
+    it; a line with more measures than spans is left as it is) lies over ``spans[k]``, a fraction of the crop's width like a token's position;
     ``time`` is the signature in force where the line starts. Returns the ids,
     confidences, rows (a re-read token's column where the model was surest of it) and the
     number of measures replaced."""
@@ -82,7 +82,7 @@ def reread_measures(
         check.advance(tok)
     flagged = {d.measure for d in check.finish()}
     measures = _measures(out_ids, barline)
-    if not flagged or len(measures) != len(spans) or not len(columns):
+    if not flagged or len(measures) > len(spans) or not len(columns):
         return out_ids, out_confs, out_rows, 0
     size = len(vocab) + 1
     length = len(columns)

@@ -313,15 +313,17 @@ def _ctc_result(
     spans: list[list[int]],
     total: float,
     token_logp: bool,
+    kept: Columns | None = None,
 ) -> Result:
     """A CTC reading: positions are the centres of the tokens' column spans as a fraction
-    of the valid columns; the score is the log-probability per column."""
+    of the valid columns; the score is the log-probability per column. ``kept``: the
+    crop's :class:`Columns` when the caller has them already."""
     columns = max(len(logp), 1)
     positions = [(a + b + 1) / 2 / columns for a, b in spans]
     meta: dict[str, Any] = {"decoder": "ctc"}
     if token_logp:
         meta["token_logp"] = _peak_rows(logp, ids, spans)
-        meta["columns"] = Columns.from_logp(logp)
+        meta["columns"] = kept if kept is not None else Columns.from_logp(logp)
     return Result(ids, confs, total / columns, True, meta, positions)
 
 
@@ -519,4 +521,4 @@ def ctc_beam_decode(
     prefix, p = prefix_search(
         columns, grammar=grammar, beam=beam, prune=prune, per_column=per_column
     )[0]
-    return _ctc_result(logp, list(prefix), p.confs, p.spans, p.total(), token_logp)
+    return _ctc_result(logp, list(prefix), p.confs, p.spans, p.total(), token_logp, columns)

@@ -234,6 +234,7 @@ def test_shipped_model_reads_like_its_torch_weights(tmp_path):
     from omr_engine.inference.decoding import ctc_decode
     from omr_engine.model.metrics import edit_distance
     from omr_engine.model.train import model_from_checkpoint
+    from omr_engine.notation.grammar import Grammar
     from omr_engine.notation.reading_order import from_onset_order
     from omr_engine.notation.vocabulary import Vocabulary
     from omr_engine.synth.build import BuildConfig, build
@@ -283,6 +284,11 @@ def test_shipped_model_reads_like_its_torch_weights(tmp_path):
     reference = ctc if shipped.runtime.decoder_kind == "ctc" else attention
     drift = sum(edit_distance(a, b) for a, b in zip(reference, got, strict=True))
     assert drift <= 0.05 * sum(map(len, reference))
+    # The grammar edits a reading in the model's own order, before it is made canonical:
+    # edited after, it swapped the canonical <voice> for the <voice:2> the model read there.
+    edited = shipped.recognize(crops, grammar_factory=Grammar(vocab).start, batch_size=4)
+    assert any(vocab.info(i).kind == "voice" for r in edited for i in r.ids)
+    assert not any(vocab.info(i).kind == "voice_to" for r in edited for i in r.ids)
 
 
 def test_runtime_does_not_import_torch():

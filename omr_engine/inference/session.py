@@ -299,13 +299,14 @@ class Recognizer:
                     )
                     for row in range(len(chunk))
                 ]
-                out = self._canonical(out)
                 if grammar_factory is not None:  # read freely, then edited to the grammar
+                    # in the order the model reads, whose columns the edit weighs tokens by
                     out = [follow_grammar(r, grammar_factory) for r in out]
                     if not token_logp:
                         for r in out:
                             r.meta.pop("token_logp", None)
                             r.meta.pop("columns", None)
+                out = self._canonical(out)
             elif beam == 1:
                 out = self._canonical(greedy_decode(self._step, state, len(chunk), **common))
             else:

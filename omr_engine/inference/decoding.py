@@ -92,6 +92,11 @@ class Columns:
             if i >= 0
         ]
 
+    def peak(self, tok: int, first: int, last: int) -> int:
+        """The column in [first, last] where ``tok`` is likeliest."""
+        values = [dict(self.tokens(t)).get(tok, FLOOR) for t in range(first, last + 1)]
+        return first + int(np.argmax(values))
+
     def row(self, t: int, size: int) -> np.ndarray:
         """Column ``t`` as a dense (size,) row of log-probabilities (blank last; tokens it
         did not keep at ``FLOOR``), what :mod:`.durations` and :mod:`.ties` read."""

@@ -28,7 +28,7 @@ from ..notation.grammar import Grammar, GrammarState
 from ..notation.reading_order import onset_order_sources
 from ..notation.score import StaffContext
 from ..notation.vocabulary import Vocabulary
-from .decoding import FLOOR, TOP, Columns, Reading, prefix_search
+from .decoding import TOP, Columns, Reading, prefix_search
 
 __all__ = ["grammars", "reread_measures"]
 
@@ -67,10 +67,10 @@ def reread_measures(
 ) -> tuple[list[int], list[float], list[np.ndarray | None], int]:
     """One staff's line with each measure the grammar flags read again from ``columns``
     (see the module's text). Measure ``k`` of the line (as :func:`.fit_to_measures` cut
-    it; a line with more measures than spans is left as it is) lies over ``spans[k]``, a fraction of the crop's width like a token's position;
-    ``time`` is the signature in force where the line starts. Returns the ids,
-    confidences, rows (a re-read token's column where the model was surest of it) and the
-    number of measures replaced."""
+    it) lies over ``spans[k]``, a fraction of the crop's width like a token's position; a
+    line with more measures than spans is left as it is. ``time`` is the signature in
+    force where the line starts. Returns the ids, confidences, rows (a re-read token's
+    column where the model was surest of it) and the number of measures replaced."""
     plain, grammar = grammars(vocab)
     barline = grammar.kinds("barline")
     closing = grammar.kinds("barline", "staff")  # the measure's own barline closes it
@@ -92,6 +92,8 @@ def reread_measures(
     for k, (first, end) in enumerate(measures):
         first, end = first + shift, end + shift
         if k in flagged:
+            # the line's first measure holds its clef, key and time from column 0; a
+            # measure's last column is where its barline was read
             a = 0 if k == 0 else max(0, math.floor(spans[k][0] * length))
             b = min(length, math.ceil(spans[k][1] * length) - 1)
             found = None
@@ -103,8 +105,7 @@ def reread_measures(
                 prefix, p = found
                 tokens = [*vocab.decode(list(prefix)), vocab.decode([out_ids[end]])[0]]
                 peaks = [
-                    lo + int(np.argmax([_logp_at(columns, t, tok) for t in range(lo, hi + 1)]))
-                    for tok, (lo, hi) in zip(prefix, p.spans, strict=True)
+                    columns.peak(tok, lo, hi) for tok, (lo, hi) in zip(prefix, p.spans, strict=True)
                 ]
                 read_confs = [*p.confs, out_confs[end]]
                 read_rows = [*(columns.row(t, size) for t in peaks), out_rows[end]]
@@ -141,7 +142,3 @@ def _passing(
         if len(trial.diagnostics) == before and trial.pending_short is None:
             return prefix, p
     return None
-
-
-def _logp_at(columns: Columns, t: int, tok: int) -> float:
-    return dict(columns.tokens(t)).get(tok, FLOOR)

@@ -34,6 +34,7 @@ from omr_engine.layout import (
     PageLayout,
     analyze_page,
     crop_system,
+    flatten_background,
     page_has_staves,
     rotate,
     staff_crop,
@@ -140,6 +141,26 @@ def _degrade(image: np.ndarray, seed: int = 0) -> np.ndarray:
     return cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE)
 
 
+def _shade(image: np.ndarray) -> np.ndarray:
+    """A lamp to one side: the paper falls from white to a grey darker than a faint staff
+    line at the other side (and the ink with it)."""
+    h, w = image.shape
+    light = (
+        np.linspace(1.0, 0.45, w, dtype=np.float32)[None, :]
+        * np.linspace(1.0, 0.85, h, dtype=np.float32)[:, None]
+    )
+    return np.clip(image.astype(np.float32) * light, 0, 255).astype(np.uint8)
+
+
+def _lean(image: np.ndarray, slope: float) -> np.ndarray:
+    """A page scanned or photographed a little askew: staff lines still level, verticals
+    leaning ``slope`` pixels right per pixel down."""
+    h, w = image.shape
+    shift = int(np.ceil(abs(slope) * h))
+    matrix = np.float32([[1, slope, shift if slope < 0 else 0], [0, 1, 0]])
+    return cv2.warpAffine(image, matrix, (w + shift, h), flags=cv2.INTER_LINEAR, borderValue=255)
+
+
 @pytest.fixture(scope="module")
 def cases() -> dict[str, Case]:
     chorale = music21.corpus.parse("bach/bwv66.6")
@@ -180,6 +201,10 @@ def cases() -> dict[str, Case]:
     out["quartet_degraded_rotated_-2deg"] = variant(
         "quartet_300dpi", _pad_and_rotate(_degrade(out["quartet_300dpi"].image, 2), -2.0)
     )
+    out["chorale_shaded"] = variant("chorale_300dpi", _shade(out["chorale_300dpi"].image))
+    out["chorale_barlines_leaning_150dpi"] = variant(
+        "chorale_150dpi", _lean(out["chorale_150dpi"].image, 0.025)
+    )
     out["chorale_600dpi"] = variant(
         "chorale_300dpi",
         cv2.resize(out["chorale_300dpi"].image, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC),
@@ -206,6 +231,8 @@ ALL_CASES = [
     "chorale_degraded",
     "piano_degraded",
     "quartet_degraded_rotated_-2deg",
+    "chorale_shaded",
+    "chorale_barlines_leaning_150dpi",
     "chorale_600dpi",
 ]
 EXACT_CASES = [  # engraved and rasterized, nothing else
@@ -269,6 +296,21 @@ def test_measure_ends_lie_within_a_staff_space_of_the_engraving(
     for system, truth in zip(layout.systems, cases[name].truth, strict=True):
         ends = [box[2] for box in system.measure_boxes]
         assert np.allclose(ends, truth.measure_ends, atol=1.2 * layout.staff_space)
+
+
+def test_shaded_paper_is_made_even_and_even_paper_is_left_alone(
+    cases: dict[str, Case],
+) -> None:
+    page = cases["chorale_300dpi"].image
+    assert flatten_background(page, 21.0) is page
+    shaded = _shade(page)
+    flat = flatten_background(shaded, 21.0)
+    paper = page == 255
+    # the paper falls 140 grey levels across the shaded page, and about 10 once flattened
+    assert np.ptp(shaded[paper]) > 120
+    assert np.percentile(flat[paper], 99) - np.percentile(flat[paper], 1) < 15
+    # the ink stays dark
+    assert np.median(flat[page < 100]) < 110
 
 
 @pytest.mark.parametrize(
@@ -365,6 +407,16 @@ def test_page_without_staves_raises_no_staves_error(page) -> None:
 
 def test_page_with_music_has_staves(cases: dict[str, Case]) -> None:
     assert page_has_staves(cases["melody_150dpi"].image)
+
+
+def test_staves_whose_thin_grey_lines_a_threshold_breaks_into_dashes_are_found() -> None:
+    # A degraded grand-staff crop from the synthetic validation set (faint, blurred staff
+    # lines on noisy paper): thresholded, its lines are dashes shorter than a staff space.
+    image = cv2.imread(str(Path(__file__).parent / "fixtures" / "dashed_staff_lines.png"), 0)
+    layout = analyze_page(image)
+    assert len(layout.staves) == 2
+    assert all(4 * s.space == pytest.approx(s.bottom - s.top) for s in layout.staves)
+    assert all(11 < s.space < 14 for s in layout.staves)
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from .crop import (
     staff_crop,
     system_crop,
 )
-from .ink import StaffMetrics, binarize, estimate_staff_metrics
+from .ink import StaffMetrics, binarize, estimate_staff_metrics, flatten_background
 from .skew import estimate_skew, rotate
 from .structures import Box, NoStavesError, PageLayout, Staff, System, rotation_matrix
 
@@ -37,6 +37,7 @@ __all__ = [
     "crop_system",
     "estimate_skew",
     "estimate_staff_metrics",
+    "flatten_background",
     "page_has_staves",
     "rotate",
     "rotation_matrix",

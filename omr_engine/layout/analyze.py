@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .ink import binarize, estimate_staff_metrics
+from .ink import binarize, estimate_staff_metrics, flatten_background
 from .skew import estimate_skew, rotate
 from .staves import find_staves, line_mask
 from .structures import Box, NoStavesError, PageLayout, Staff, System
@@ -32,6 +32,11 @@ def analyze_page(image: np.ndarray) -> PageLayout:
     metrics = estimate_staff_metrics(ink)
     if metrics is None:
         raise NoStavesError("the page is blank")
+    flat = flatten_background(image, metrics.space)
+    if flat is not image:
+        image = flat
+        ink, threshold = binarize(image)
+        metrics = estimate_staff_metrics(ink) or metrics
     # Fine scans are analysed at a reduced size (a staff space of 14-27 pixels is plenty);
     # the result is scaled back, and crops are always cut from the full image.
     factor = max(1, round(metrics.space / _WORK_SPACE))
@@ -47,12 +52,21 @@ def analyze_page(image: np.ndarray) -> PageLayout:
         metrics = estimate_staff_metrics(ink) or metrics
     skew = estimate_skew(ink, metrics.space)
     if abs(skew) >= _MIN_SKEW:
-        ink, _ = binarize(rotate(work, -skew), threshold)
+        work = rotate(work, -skew)
+        ink, _ = binarize(work, threshold)
         metrics = estimate_staff_metrics(ink) or metrics
     else:
         skew = 0.0
     masks = line_mask(ink, metrics)
     staves = find_staves(ink, metrics, masks)
+    if not staves:
+        # Thin grey staff lines that the threshold broke into dashes: with each pixel
+        # taking the darkest grey within 0.3 staff spaces along its row, the gaps close
+        # and the dashes are a line again (text and noise stay short or thick).
+        k = max(3, round(0.6 * metrics.space))
+        line_ink, _ = binarize(cv2.erode(work, np.ones((1, k), np.uint8)), threshold)
+        masks = line_mask(line_ink, metrics)
+        staves = find_staves(line_ink, metrics, masks)
     if not staves:
         raise NoStavesError("no staff lines found on the page")
     systems = [

@@ -5,6 +5,9 @@ optical music recognition: along every column, the most common length of a black
 the line thickness, and the most common distance from one black run's start to the next
 one's is the line-to-line distance (space plus thickness). Staff lines are by far the most
 repeated structure on a page of music, so both modes are robust to notes, text and noise.
+
+A page whose paper is not evenly white (a lamp to one side, a curled page, a photocopy) is
+flattened first (:func:`flatten_background`), so that one threshold suits all of it.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["StaffMetrics", "binarize", "estimate_staff_metrics"]
+__all__ = ["StaffMetrics", "binarize", "estimate_staff_metrics", "flatten_background"]
 
 _MIN_CONTRAST = 40  # grey levels between paper and ink; below this a page is blank
 _NOISY = 4.0  # grey levels of noise above which the page is smoothed before thresholding
+_BACKGROUND = 3.0  # staff spaces: the window in which the paper's grey is found
+_EVEN = 12.0  # grey levels: paper more even than this is left alone
 _MIN_SPACE, _MAX_SPACE = 4, 160  # pixels: about 60 dpi at the smallest, 1200 at the largest
 
 
@@ -46,6 +51,26 @@ def binarize(image: np.ndarray, threshold: float | None = None) -> tuple[np.ndar
         image = cv2.GaussianBlur(image, (0, 0), 0.8)
     _, mask = cv2.threshold(image, threshold, 255, cv2.THRESH_BINARY_INV)
     return mask, float(threshold)
+
+
+def flatten_background(image: np.ndarray, space: float) -> np.ndarray:
+    """``image`` with its paper made evenly white: each pixel divided by the paper's grey
+    around it (the brightest grey within about ``_BACKGROUND`` staff spaces, which no
+    symbol is as thick as, smoothed). Shading from a lamp, a page's curl or a photocopier
+    leaves a page darker at one side; one global threshold then drops the staff lines
+    where the paper is dark, or inks the paper. The original is returned unchanged when
+    its paper is already even (within ``_EVEN`` grey levels)."""
+    h, w = image.shape
+    f = max(1, int(space // 4))  # the paper's grey is smooth: estimate it on a reduced image
+    small = cv2.resize(image, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+    k = max(3, int(round(_BACKGROUND * space / f)) | 1)
+    paper = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    paper = cv2.blur(paper, (k, k))
+    lo, hi = np.percentile(paper, (2, 98))
+    if hi - lo < _EVEN:
+        return image
+    paper = cv2.resize(np.maximum(paper, 1), (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.divide(image, paper, scale=float(hi))
 
 
 def _threshold(image: np.ndarray) -> float | None:

@@ -37,6 +37,7 @@ _LAST = 2.5  # staff spaces: a barline closer than this to the staff's end is it
 _COURTESY = 6.0  # staff spaces: a barline-less end of staff this short is a courtesy sign
 _CROWDED = 0.12  # share of ink beside a stroke (within 0.3 spaces) that makes it a stem
 _TOUCH = 0.35  # staff spaces of contact along a stroke that make it a stem (a notehead)
+_SHEAR = 0.035  # x per y: how far a barline may lean (2 degrees)
 _OPENING_LINE = 0.75  # share of the gap between staves a broken opening line still inks
 
 
@@ -237,7 +238,7 @@ def _barlines(
     over = _OVERSHOOT * space + thick / 2
     tops = np.array([s.top for s in staves]) - y_lo
     bottoms = np.array([s.bottom for s in staves]) - y_lo
-    strokes: list[tuple[float, range]] = []  # (x, the staves the stroke spans)
+    strokes: list[tuple[float, range, float]] = []  # (x, the staves it spans, y-centre)
     staff_rows = [
         (max(0, int(round(t))), int(round(b)) + 1) for t, b in zip(tops, bottoms, strict=True)
     ]
@@ -271,7 +272,7 @@ def _barlines(
             rows = np.arange(max(0, r0), min(band.shape[0], r1 + 1))
             if _crowded(band, line_band, line_rows, tall, rows, x, x_to, space):
                 continue
-        strokes.append(((x + x_to - 1) / 2.0 + x_lo, range(first, last + 1)))
+        strokes.append(((x + x_to - 1) / 2.0 + x_lo, range(first, last + 1), (y + end) / 2.0))
     need = len(staves) if len(staves) <= 2 else len(staves) - 1
     stems = [(a + b - 1) / 2.0 + x_lo for a, b, _, _ in tall]
     return _merge_strokes(strokes, space, need), stems
@@ -384,26 +385,42 @@ def _crowded(
 
 
 def _merge_strokes(
-    strokes: list[tuple[float, range]], space: float, need: int
+    strokes: list[tuple[float, range, float]], space: float, need: int
 ) -> list[tuple[float, int]]:
-    """Barlines from strokes: strokes in line (within a quarter space) add up the staves
-    they span, and a line counts when it spans at least ``need`` staves; lines closer than
-    ``_MERGE`` spaces (double, final and repeat barlines) then become one barline, given as
-    its x-centre and its number of lines."""
-    strokes.sort(key=lambda v: v[0])
-    lines: list[list[tuple[float, range]]] = []
-    for v in strokes:
-        if lines and v[0] - lines[-1][0][0] <= max(2.0, 0.25 * space):
-            lines[-1].append(v)
-        else:
-            lines.append([v])
-    kept = [
-        float(np.mean([x for x, _ in line]))
-        for line in lines
-        if len(set().union(*(set(r) for _, r in line))) >= need
-    ]
+    """Barlines from strokes ``(x, staves spanned, y-centre)``: strokes in line (within a
+    quarter space) add up the staves they span, and a line counts when it spans at least
+    ``need`` staves; lines closer than ``_MERGE`` spaces (double, final and repeat
+    barlines) then become one barline, given as its x-centre and its number of lines.
+
+    A page photographed or scanned a little askew keeps its staff lines level once
+    deskewed, but its barlines lean, and under perspective each by its own angle (a
+    degree and a half moves a barline 11 pixels down a system of four staves). So each
+    stroke proposes the line through it, upright or leaning up to ``_SHEAR``, that takes
+    in strokes on the most staves (upright where leaning does no better); lines are taken
+    best first, each stroke in one line."""
+    if not strokes:
+        return []
+    xs = np.array([x for x, _, _ in strokes])
+    ys = np.array([y for _, _, y in strokes])
+    spans = [set(r) for _, r, _ in strokes]
+    tol = max(2.0, 0.25 * space)
+    shears = np.array(sorted(np.linspace(-_SHEAR, _SHEAR, 15), key=abs))[:, None]
+    proposals: list[tuple[int, int, list[int]]] = []
+    for a in range(len(strokes)):
+        near = np.abs(xs[None, :] - (xs[a] + shears * (ys[None, :] - ys[a]))) <= tol
+        counts = [len(set().union(*(spans[b] for b in np.nonzero(row)[0]))) for row in near]
+        k = int(np.argmax(counts))  # the first best: the least lean
+        proposals.append((counts[k], -a, np.nonzero(near[k])[0].tolist()))
+    used = np.zeros(len(strokes), bool)
+    kept: list[float] = []
+    for _, _, members in sorted(proposals, reverse=True):
+        free = [b for b in members if not used[b]]
+        if not free or len(set().union(*(spans[b] for b in free))) < need:
+            continue
+        used[free] = True
+        kept.append(float(np.mean(xs[free])))
     out: list[list[float]] = []
-    for x in kept:
+    for x in sorted(kept):
         if out and x - out[-1][-1] < _MERGE * space:
             out[-1].append(x)
         else:

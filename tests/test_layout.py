@@ -313,6 +313,17 @@ def test_shaded_paper_is_made_even_and_even_paper_is_left_alone(
     assert np.median(flat[page < 100]) < 110
 
 
+def test_a_repeat_sign_after_clef_and_key_opens_the_first_measure() -> None:
+    # A line from the synthetic validation set that starts with a repeat sign: its thin
+    # line has the repeat dots beside it, as a stem has its notehead, and only the heavy
+    # line is left to tell it is a repeat sign and not the end of an empty measure.
+    image = cv2.imread(str(Path(__file__).parent / "fixtures" / "repeat_opens_line.png"), 0)
+    (system,) = analyze_page(image).systems
+    ends = [box[2] for box in system.measure_boxes]
+    assert len(ends) == 4
+    assert np.allclose(ends[:3], [369, 576, 672], atol=1.2 * system.staves[0].space)
+
+
 @pytest.mark.parametrize(
     ("name", "degrees"),
     [

@@ -37,6 +37,7 @@ _LAST = 2.5  # staff spaces: a barline closer than this to the staff's end is it
 _COURTESY = 6.0  # staff spaces: a barline-less end of staff this short is a courtesy sign
 _CROWDED = 0.12  # share of ink beside a stroke (within 0.3 spaces) that makes it a stem
 _TOUCH = 0.35  # staff spaces of contact along a stroke that make it a stem (a notehead)
+_HEAVY = 0.35  # staff spaces: a barline stroke this wide is a heavy (final or repeat) line
 _SHEAR = 0.035  # x per y: how far a barline may lean (2 degrees)
 _OPENING_LINE = 0.75  # share of the gap between staves a broken opening line still inks
 
@@ -238,7 +239,7 @@ def _barlines(
     over = _OVERSHOOT * space + thick / 2
     tops = np.array([s.top for s in staves]) - y_lo
     bottoms = np.array([s.bottom for s in staves]) - y_lo
-    strokes: list[tuple[float, range, float]] = []  # (x, the staves it spans, y-centre)
+    strokes: list[tuple[float, range, float, float]] = []  # (x, staves spanned, y, width)
     staff_rows = [
         (max(0, int(round(t))), int(round(b)) + 1) for t, b in zip(tops, bottoms, strict=True)
     ]
@@ -272,7 +273,8 @@ def _barlines(
             rows = np.arange(max(0, r0), min(band.shape[0], r1 + 1))
             if _crowded(band, line_band, line_rows, tall, rows, x, x_to, space):
                 continue
-        strokes.append(((x + x_to - 1) / 2.0 + x_lo, range(first, last + 1), (y + end) / 2.0))
+        centre = (x + x_to - 1) / 2.0 + x_lo
+        strokes.append((centre, range(first, last + 1), (y + end) / 2.0, float(x_to - x)))
     need = len(staves) if len(staves) <= 2 else len(staves) - 1
     stems = [(a + b - 1) / 2.0 + x_lo for a, b, _, _ in tall]
     return _merge_strokes(strokes, space, need), stems
@@ -385,12 +387,15 @@ def _crowded(
 
 
 def _merge_strokes(
-    strokes: list[tuple[float, range, float]], space: float, need: int
+    strokes: list[tuple[float, range, float, float]], space: float, need: int
 ) -> list[tuple[float, int]]:
-    """Barlines from strokes ``(x, staves spanned, y-centre)``: strokes in line (within a
-    quarter space) add up the staves they span, and a line counts when it spans at least
-    ``need`` staves; lines closer than ``_MERGE`` spaces (double, final and repeat
-    barlines) then become one barline, given as its x-centre and its number of lines.
+    """Barlines from strokes ``(x, staves spanned, y-centre, width)``: strokes in line
+    (within a quarter space) add up the staves they span, and a line counts when it spans
+    at least ``need`` staves; lines closer than ``_MERGE`` spaces (double, final and
+    repeat barlines) then become one barline, given as its x-centre and its number of
+    lines. A heavy line (``_HEAVY`` spaces wide) is only ever part of a final or repeat
+    barline, so it counts as two even where its thin partner was lost (repeat dots beside
+    it make the thin line look like a stem).
 
     A page photographed or scanned a little askew keeps its staff lines level once
     deskewed, but its barlines lean, and under perspective each by its own angle (a
@@ -400,9 +405,10 @@ def _merge_strokes(
     best first, each stroke in one line."""
     if not strokes:
         return []
-    xs = np.array([x for x, _, _ in strokes])
-    ys = np.array([y for _, _, y in strokes])
-    spans = [set(r) for _, r, _ in strokes]
+    xs = np.array([v[0] for v in strokes])
+    ys = np.array([v[2] for v in strokes])
+    widths = np.array([v[3] for v in strokes])
+    spans = [set(v[1]) for v in strokes]
     tol = max(2.0, 0.25 * space)
     shears = np.array(sorted(np.linspace(-_SHEAR, _SHEAR, 15), key=abs))[:, None]
     proposals: list[tuple[int, int, list[int]]] = []
@@ -412,17 +418,23 @@ def _merge_strokes(
         k = int(np.argmax(counts))  # the first best: the least lean
         proposals.append((counts[k], -a, np.nonzero(near[k])[0].tolist()))
     used = np.zeros(len(strokes), bool)
-    kept: list[float] = []
+    kept: list[tuple[float, bool]] = []
     for _, _, members in sorted(proposals, reverse=True):
         free = [b for b in members if not used[b]]
         if not free or len(set().union(*(spans[b] for b in free))) < need:
             continue
         used[free] = True
-        kept.append(float(np.mean(xs[free])))
-    out: list[list[float]] = []
-    for x in sorted(kept):
-        if out and x - out[-1][-1] < _MERGE * space:
-            out[-1].append(x)
+        kept.append((float(np.mean(xs[free])), bool(np.median(widths[free]) >= _HEAVY * space)))
+    out: list[list[tuple[float, bool]]] = []
+    for x, heavy in sorted(kept):
+        if out and x - out[-1][-1][0] < _MERGE * space:
+            out[-1].append((x, heavy))
         else:
-            out.append([x])
-    return [(float(np.mean(group)), len(group)) for group in out]
+            out.append([(x, heavy)])
+    return [
+        (
+            float(np.mean([x for x, _ in group])),
+            max(len(group), 2 if any(h for _, h in group) else 1),
+        )
+        for group in out
+    ]

@@ -61,8 +61,11 @@ def flatten_background(image: np.ndarray, space: float) -> np.ndarray:
     where the paper is dark, or inks the paper. The original is returned unchanged when
     its paper is already even (within ``_EVEN`` grey levels)."""
     h, w = image.shape
-    f = max(1, int(space // 4))  # the paper's grey is smooth: estimate it on a reduced image
-    small = cv2.resize(image, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+    # The paper's grey is smooth: it is estimated on the image halved while a staff space
+    # stays 4 pixels or more.
+    small, f = image, 1
+    while space / (2 * f) >= 4 and min(small.shape) >= 32:
+        small, f = cv2.pyrDown(small), 2 * f
     k = max(3, int(round(_BACKGROUND * space / f)) | 1)
     paper = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     paper = cv2.blur(paper, (k, k))

@@ -20,6 +20,8 @@ signature after the last barline belongs to the last measure.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
@@ -239,7 +241,7 @@ def _barlines(
     over = _OVERSHOOT * space + thick / 2
     tops = np.array([s.top for s in staves]) - y_lo
     bottoms = np.array([s.bottom for s in staves]) - y_lo
-    strokes: list[tuple[float, range, float, float]] = []  # (x, staves spanned, y, width)
+    strokes: list[_Stroke] = []
     staff_rows = [
         (max(0, int(round(t))), int(round(b)) + 1) for t, b in zip(tops, bottoms, strict=True)
     ]
@@ -274,7 +276,7 @@ def _barlines(
             if _crowded(band, line_band, line_rows, tall, rows, x, x_to, space):
                 continue
         centre = (x + x_to - 1) / 2.0 + x_lo
-        strokes.append((centre, range(first, last + 1), (y + end) / 2.0, float(x_to - x)))
+        strokes.append(_Stroke(centre, range(first, last + 1), (y + end) / 2.0, float(x_to - x)))
     need = len(staves) if len(staves) <= 2 else len(staves) - 1
     stems = [(a + b - 1) / 2.0 + x_lo for a, b, _, _ in tall]
     return _merge_strokes(strokes, space, need), stems
@@ -386,45 +388,27 @@ def _crowded(
     return False
 
 
-def _merge_strokes(
-    strokes: list[tuple[float, range, float, float]], space: float, need: int
-) -> list[tuple[float, int]]:
-    """Barlines from strokes ``(x, staves spanned, y-centre, width)``: strokes in line
-    (within a quarter space) add up the staves they span, and a line counts when it spans
-    at least ``need`` staves; lines closer than ``_MERGE`` spaces (double, final and
-    repeat barlines) then become one barline, given as its x-centre and its number of
-    lines. A heavy line (``_HEAVY`` spaces wide) is only ever part of a final or repeat
-    barline, so it counts as two even where its thin partner was lost (repeat dots beside
-    it make the thin line look like a stem).
+class _Stroke(NamedTuple):
+    """A barline's stroke on one or more staves: its x-centre, the staves it spans, its
+    y-centre (in the band) and its width."""
 
-    A page photographed or scanned a little askew keeps its staff lines level once
-    deskewed, but its barlines lean, and under perspective each by its own angle (a
-    degree and a half moves a barline 11 pixels down a system of four staves). So each
-    stroke proposes the line through it, upright or leaning up to ``_SHEAR``, that takes
-    in strokes on the most staves (upright where leaning does no better); lines are taken
-    best first, each stroke in one line."""
-    if not strokes:
-        return []
-    xs = np.array([v[0] for v in strokes])
-    ys = np.array([v[2] for v in strokes])
-    widths = np.array([v[3] for v in strokes])
-    spans = [set(v[1]) for v in strokes]
-    tol = max(2.0, 0.25 * space)
-    shears = np.array(sorted(np.linspace(-_SHEAR, _SHEAR, 15), key=abs))[:, None]
-    proposals: list[tuple[int, int, list[int]]] = []
-    for a in range(len(strokes)):
-        near = np.abs(xs[None, :] - (xs[a] + shears * (ys[None, :] - ys[a]))) <= tol
-        counts = [len(set().union(*(spans[b] for b in np.nonzero(row)[0]))) for row in near]
-        k = int(np.argmax(counts))  # the first best: the least lean
-        proposals.append((counts[k], -a, np.nonzero(near[k])[0].tolist()))
-    used = np.zeros(len(strokes), bool)
+    x: float
+    staves: range
+    y: float
+    width: float
+
+
+def _merge_strokes(strokes: list[_Stroke], space: float, need: int) -> list[tuple[float, int]]:
+    """Barlines from strokes: strokes in line (:func:`_stroke_lines`) add up the staves
+    they span, and a line counts when it spans at least ``need`` staves; lines closer than
+    ``_MERGE`` spaces (double, final and repeat barlines) then become one barline, given as
+    its x-centre and its number of lines. A heavy line (``_HEAVY`` spaces wide) is only
+    ever part of a final or repeat barline, so it counts as two even where its thin
+    partner was lost (repeat dots beside it make the thin line look like a stem)."""
     kept: list[tuple[float, bool]] = []
-    for _, _, members in sorted(proposals, reverse=True):
-        free = [b for b in members if not used[b]]
-        if not free or len(set().union(*(spans[b] for b in free))) < need:
-            continue
-        used[free] = True
-        kept.append((float(np.mean(xs[free])), bool(np.median(widths[free]) >= _HEAVY * space)))
+    for line in _stroke_lines(strokes, space, need):
+        width = float(np.median([strokes[b].width for b in line]))
+        kept.append((float(np.mean([strokes[b].x for b in line])), width >= _HEAVY * space))
     out: list[list[tuple[float, bool]]] = []
     for x, heavy in sorted(kept):
         if out and x - out[-1][-1][0] < _MERGE * space:
@@ -438,3 +422,37 @@ def _merge_strokes(
         )
         for group in out
     ]
+
+
+def _stroke_lines(strokes: list[_Stroke], space: float, need: int) -> list[list[int]]:
+    """The strokes (their indices) that stand in line, one list per line spanning at least
+    ``need`` staves; each stroke in one line at most.
+
+    A page photographed or scanned a little askew keeps its staff lines level once
+    deskewed, but its barlines lean, and under perspective each by its own angle (a
+    degree and a half moves a barline 11 pixels down a system of four staves). So each
+    stroke proposes the line through it, upright or leaning up to ``_SHEAR``, that takes
+    in strokes (within a quarter space of it) on the most staves, upright where leaning
+    does no better; lines are taken best first."""
+    if not strokes:
+        return []
+    xs = np.array([v.x for v in strokes])
+    ys = np.array([v.y for v in strokes])
+    spans = [set(v.staves) for v in strokes]
+    tol = max(2.0, 0.25 * space)
+    shears = np.array(sorted(np.linspace(-_SHEAR, _SHEAR, 15), key=abs))[:, None]
+    proposals: list[tuple[int, int, list[int]]] = []
+    for a in range(len(strokes)):
+        near = np.abs(xs[None, :] - (xs[a] + shears * (ys[None, :] - ys[a]))) <= tol
+        counts = [len(set().union(*(spans[b] for b in np.nonzero(row)[0]))) for row in near]
+        k = int(np.argmax(counts))  # the first best: the least lean
+        proposals.append((counts[k], -a, np.nonzero(near[k])[0].tolist()))
+    used = np.zeros(len(strokes), bool)
+    lines: list[list[int]] = []
+    for _, _, members in sorted(proposals, reverse=True):
+        free = [b for b in members if not used[b]]
+        if not free or len(set().union(*(spans[b] for b in free))) < need:
+            continue
+        used[free] = True
+        lines.append(free)
+    return lines

@@ -325,6 +325,28 @@ def test_a_repeat_sign_after_clef_and_key_opens_the_first_measure() -> None:
 
 
 @pytest.mark.parametrize(
+    ("fixture", "true_ends"),
+    [
+        # A degraded corpus line (Verovio, blurred): each barline's blurred edge inks a
+        # pixel or two on either side, which the old test took for a notehead beside it.
+        ("blurred_barlines.png", [421, 674, 867]),
+        # A blurred half note under its stem fills both sides of the stem over a space's
+        # rows, which the old test took for a slur crossing a barline.
+        ("blurred_notehead_under_stem.png", [256, 720, 923, 1220]),
+    ],
+)
+def test_blurred_barlines_are_found_and_blurred_stems_are_not_taken_for_barlines(
+    fixture: str, true_ends: list[float]
+) -> None:
+    image = cv2.imread(str(Path(__file__).parent / "fixtures" / fixture), 0)
+    (system,) = analyze_page(image).systems
+    ends = [box[2] for box in system.measure_boxes]
+    assert len(ends) == len(true_ends)
+    # the last box ends where the staff does
+    assert np.allclose(ends[:-1], true_ends[:-1], atol=1.2 * system.staves[0].space)
+
+
+@pytest.mark.parametrize(
     ("name", "degrees"),
     [
         ("piano_rotated_+4deg", 4.0),

@@ -8,9 +8,10 @@ A barline is a vertical stroke at least as tall as most of a staff that spans wh
 staves (falling short of their outer lines by a fifth of a space at most) and ends at
 their outer lines or in a gap beyond, never inside another staff. A stem that long is told
 apart by what it carries: a notehead or beam beside it (a barline stands free), where a
-tie or slur crossing a barline touches it on both sides. Strokes through several whole
-staves are barlines however crowded. The clef area at the system's start is skipped (a C
-clef is two bars exactly as tall as the staff).
+tie or slur crossing a barline touches it on both sides. On a blurred scan a barline's
+own grey edges and the dashes of its worn staff lines are not counted as ink beside it.
+Strokes through several whole staves are barlines however crowded. The clef area at the
+system's start is skipped (a C clef is two bars exactly as tall as the staff).
 
 Measure boxes run from barline to barline. Two Verovio conventions are followed so that
 boxes match the training data: a double or repeat barline right after the clef and key
@@ -42,6 +43,10 @@ _TOUCH = 0.35  # staff spaces of contact along a stroke that make it a stem (a n
 _HEAVY = 0.35  # staff spaces: a barline stroke this wide is a heavy (final or repeat) line
 _SHEAR = 0.035  # x per y: how far a barline may lean (2 degrees)
 _OPENING_LINE = 0.75  # share of the gap between staves a broken opening line still inks
+_EDGE = 0.15  # staff spaces: the most a stroke's blurred edge adds on each side
+_OWN_EDGE = 0.5  # share of a stroke's ink a column beside it has when it is its edge
+_THIN = 0.4  # staff spaces: a slur crossing a barline is no thicker than this
+_DASH = 0.5  # staff spaces: a thin piece this long on a staff line's rows is part of the line
 
 
 def group_staves(ink: np.ndarray, staves: list[Staff], metrics: StaffMetrics) -> list[list[Staff]]:
@@ -250,6 +255,7 @@ def _barlines(
         for line_y in staff.line_ys:
             r = thick / 2 + 1
             line_rows[max(0, int(line_y - y_lo - r)) : max(0, int(line_y - y_lo + r) + 1)] = True
+    line_band = _with_dashes(band, line_band, line_rows, metrics)
     tall = _tall_strokes(band, 0.8 * staff_height, staff_rows)
     for x, x_to, y, end in tall:
         if x_to - x > 1.2 * space:  # a thick and a thin line may merge at low resolution
@@ -280,6 +286,23 @@ def _barlines(
     need = len(staves) if len(staves) <= 2 else len(staves) - 1
     stems = [(a + b - 1) / 2.0 + x_lo for a, b, _, _ in tall]
     return _merge_strokes(strokes, space, need), stems
+
+
+def _with_dashes(
+    band: np.ndarray, lines: np.ndarray | None, line_rows: np.ndarray, metrics: StaffMetrics
+) -> np.ndarray:
+    """The staff-line mask of the band with the pieces of faded staff lines added: thin
+    horizontal strokes half a space long or more on the staves' line rows (the line mask
+    keeps strokes three spaces long, so a line worn into dashes is missing from it, and its
+    dashes would count as ink beside every barline they touch)."""
+    space, thick = metrics.space, metrics.line_thickness
+    k = max(3, round(_DASH * space))
+    pieces = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones((1, k), np.uint8))
+    t_max = max(round(2 * thick) + 2, round(0.35 * space))
+    thick_parts = cv2.morphologyEx(pieces, cv2.MORPH_OPEN, np.ones((t_max, 1), np.uint8))
+    dashes = cv2.subtract(pieces, thick_parts)
+    dashes[~line_rows] = 0
+    return dashes if lines is None else cv2.max(lines, dashes)
 
 
 def _tall_strokes(
@@ -347,7 +370,16 @@ def _crowded(
     that crosses a barline touches it on both sides."""
     reach = max(2, round(0.3 * space))
     width = band.shape[1]
-    # The stroke's own blurred or noisy edge (one pixel) is not "beside" it.
+    # Tall strokes side by side are one glyph (a time signature's digits, a C clef) or a
+    # double barline, and the column between them is no blurred edge.
+    alone = not any(
+        a < x_to + 2 * reach and b > x_from - 2 * reach and (a, b) != (x_from, x_to)
+        for a, b, top, bottom in tall
+        if top <= rows[-1] and bottom >= rows[0]
+    )
+    if alone:
+        x_from, x_to = _blurred_extent(band, line_rows, rows, x_from, x_to, space)
+    # The stroke's own noisy edge (one pixel) is not "beside" it.
     lo, hi = max(0, x_from - 1 - reach), min(width, x_to + 1 + reach)
     window = band[rows, lo:hi] > 0
     for a, b, top, bottom in tall:
@@ -356,9 +388,13 @@ def _crowded(
             window[np.ix_(inside, np.arange(max(a - 1, lo), min(b + 1, hi)) - lo)] = False
     on_line = lines[rows, lo:hi] > 0 if lines is not None else np.zeros_like(window)
     split_l, split_r = max(0, x_from - 1 - lo), min(window.shape[1], x_to + 1 - lo)
-    # Rows inked right across both sides are something horizontal crossing the stroke (a
-    # slur lying on a staff line): not what sits beside a stem.
+    # Rows inked right across both sides are something thin and horizontal crossing the
+    # stroke (a slur lying on a staff line): not what sits beside a stem. A blurred
+    # notehead at a stem's end can fill both sides too, but over more rows than a slur.
     through = window[:, :split_l].all(axis=1) & window[:, split_r:].all(axis=1)
+    for a, b in _runs_of(through):
+        if b - a > _THIN * space:
+            through[a:b] = False
     for side in (slice(0, split_l), slice(split_r, None)):
         ink = window[~through, side] & ~on_line[~through, side]
         if ink.size and np.count_nonzero(ink) > _CROWDED * window[:, side].size:
@@ -386,6 +422,33 @@ def _crowded(
             if opposite < 0.5 * touching:
                 return True
     return False
+
+
+def _blurred_extent(
+    band: np.ndarray, line_rows: np.ndarray, rows: np.ndarray, x_from: int, x_to: int, space: float
+) -> tuple[int, int]:
+    """The stroke's columns [x_from, x_to) widened by its blurred edges: neighbouring
+    columns inked along half its length or more (staff-line rows left out), up to ``_EDGE``
+    spaces on each side. A stroke's width is read where nearly every row is ink, so a
+    blurred stroke has a band of grey-turned-ink on either side that is its own, while a
+    notehead or flag beside a stem inks only a few rows of the column next to it, and a
+    cluster of noteheads one side only."""
+    free = rows[~line_rows[rows]]
+    if free.size == 0 or x_to - x_from > _HEAVY * space + 2:
+        return x_from, x_to  # wider than blur makes a barline: a cluster of noteheads
+    limit = max(1, round(_EDGE * space))
+    width = band.shape[1]
+    core = np.count_nonzero(band[free, x_from:x_to]) / (x_to - x_from)
+
+    def own(x: int) -> bool:
+        return 0 <= x < width and np.count_nonzero(band[free, x]) >= _OWN_EDGE * core
+
+    left = next((k for k in range(limit) if not own(x_from - 1 - k)), limit)
+    right = next((k for k in range(limit) if not own(x_to + k)), limit)
+    # Blur widens a stroke on both sides alike; a cluster of noteheads or a beam is ink
+    # down one side of a stem only.
+    both = min(left, right)
+    return x_from - both, x_to + both
 
 
 class _Stroke(NamedTuple):

@@ -346,6 +346,27 @@ def test_blurred_barlines_are_found_and_blurred_stems_are_not_taken_for_barlines
     assert np.allclose(ends[:-1], true_ends[:-1], atol=1.2 * system.staves[0].space)
 
 
+def test_barlines_broken_by_faded_ink_are_found() -> None:
+    # A line of a degraded LilyPond page (a corpus reel, ink faded in patches, deskewed):
+    # the first barline is broken for a third of a space, with nothing beside the break.
+    image = cv2.imread(str(Path(__file__).parent / "fixtures" / "faded_barlines.png"), 0)
+    (system,) = analyze_page(image).systems
+    space = system.staves[0].space
+    barlines = system.barlines_x
+    assert len(barlines) == 3
+    # the engraved barlines stand at 523, 805 and 1164 (and a faded repeat sign at 1506)
+    assert np.allclose(barlines, [523, 805, 1164], atol=space)
+
+
+def test_a_stem_through_the_staff_is_not_bridged_into_a_barline() -> None:
+    # A clean MuseScore line (a corpus hornpipe): a stem from a beam above the staff to a
+    # notehead on a ledger line below it stops short of a staff line, with the beam and
+    # the notehead beside the break; bridging breaks in faded barlines must not join it.
+    image = cv2.imread(str(Path(__file__).parent / "fixtures" / "stem_through_staff.png"), 0)
+    (system,) = analyze_page(image).systems
+    assert np.allclose(system.barlines_x, [344, 820, 1314, 1772, 2304], atol=3)
+
+
 @pytest.mark.parametrize(
     ("name", "degrees"),
     [

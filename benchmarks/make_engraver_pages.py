@@ -50,249 +50,37 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pymupdf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from omr_engine.notation.grammar import validate_score  # noqa: E402
-from omr_engine.notation.music21_io import (  # noqa: E402
-    NotationError,
-    from_music21,
-    load_music21,
-    write_musicxml,
-)
-from omr_engine.notation.score import Score  # noqa: E402
+from omr_engine.notation.music21_io import NotationError, from_music21, write_musicxml  # noqa: E402
 from omr_engine.synth.degrade import apply, sample_degradation  # noqa: E402
-from omr_engine.synth.examples import grammar, printable, source_mismatch  # noqa: E402
-from omr_engine.synth.sources import corpus_root, split_files, tunes  # noqa: E402
+from omr_engine.synth.engravers import (  # noqa: E402, F401 (the tests reach them here)
+    ENGRAVERS,
+    MIN_MEASURES,
+    BadExcerpt,
+    available,
+    cut,
+    engrave_pdf,
+    engraver_version,
+    load_piece,
+    pdf_measures,
+    pdf_staves,
+    rasterize,
+)
+from omr_engine.synth.sources import split_files  # noqa: E402
 
-ENGRAVERS = ("lilypond", "musescore")
 DEFAULT_OUT = Path("/work/data/engravers")
 TARGET_STAFF_MEASURES = 100  # a first guess at what fills a page; shrunk when it spills
 MAX_TRIES = 6
-MIN_MEASURES = 4  # an excerpt shorter than this is not a page
 MAX_ROTATION = 5.0  # degrees, the issue's "robust to rotation up to 5 degrees"
-
-
-# ---------------------------------------------------------------- engravers
-
-
-def mscore_binary() -> str | None:
-    return shutil.which("mscore3") or shutil.which("musescore3")
-
-
-def available(engraver: str) -> bool:
-    if engraver == "lilypond":
-        return bool(shutil.which("lilypond") and shutil.which("musicxml2ly"))
-    if engraver == "musescore":
-        return mscore_binary() is not None
-    raise ValueError(f"unknown engraver {engraver!r}")
-
-
-def engrave_pdf(engraver: str, musicxml: Path, pdf: Path, timeout: float = 180.0) -> None:
-    """Engrave ``musicxml`` into ``pdf`` with the engraver's default layout (A4 for both
-    as installed here). Raises RuntimeError with the tool's last words on failure."""
-    pdf.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="engrave-") as tmp:
-        if engraver == "lilypond":
-            ly = Path(tmp) / "score.ly"
-            _run(["musicxml2ly", "-o", str(ly), str(musicxml)], timeout)
-            _run(
-                [
-                    "lilypond",
-                    "--pdf",
-                    "-dno-point-and-click",
-                    "-o",
-                    str(Path(tmp) / "score"),
-                    str(ly),
-                ],
-                timeout,
-                cwd=tmp,
-            )
-            shutil.move(str(Path(tmp) / "score.pdf"), pdf)
-        elif engraver == "musescore":
-            env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-            out = Path(tmp) / "score.pdf"
-            _run([mscore_binary() or "mscore3", "-o", str(out), str(musicxml)], timeout, env=env)
-            shutil.move(str(out), pdf)
-        else:
-            raise ValueError(f"unknown engraver {engraver!r}")
-
-
-def _run(cmd: list[str], timeout: float, **kw) -> None:
-    try:
-        run = subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
-    except subprocess.TimeoutExpired as e:
-        raise RuntimeError(f"{cmd[0]} timed out") from e
-    if run.returncode != 0:
-        err = (run.stderr or run.stdout).decode(errors="replace").strip().splitlines()
-        raise RuntimeError(f"{cmd[0]} failed: {' | '.join(err[-3:])[:300]}")
-
-
-def engraver_version(engraver: str) -> str:
-    try:
-        if engraver == "lilypond":
-            out = subprocess.run(["lilypond", "--version"], capture_output=True, timeout=30)
-        else:
-            env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-            out = subprocess.run(
-                [mscore_binary() or "mscore3", "--long-version"],
-                capture_output=True,
-                timeout=30,
-                env=env,
-            )
-        text = (out.stdout + out.stderr).decode(errors="replace").splitlines()
-        found = [t.strip() for t in text if re.search(r"lilypond|musescore", t, re.I)]
-        return found[0] if found else ""
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-
-
-# ---------------------------------------------------------------- truth from the PDF
-
-
-def pdf_staves(page: pymupdf.Page) -> list[tuple[float, float, list[float]]]:
-    """Five-line staves drawn on a PDF page, top to bottom, as (x0, x1, line ys) in points.
-
-    Staff lines are horizontal strokes (a line segment or a rectangle under 1.5 pt tall)
-    at least 20 pt long; five with the same x-extent (within 2 pt) and even spacing (the
-    gaps within 12% of each other, 2-12 pt) make a staff. Ledger lines are too short,
-    lyric extenders, volta and tuplet brackets neither come in fives nor share the extent.
-    """
-    segments: list[tuple[float, float, float]] = []
-    for drawing in page.get_drawings():
-        for item in drawing["items"]:
-            if item[0] == "l":
-                p, q = item[1], item[2]
-                if abs(p.y - q.y) < 0.05 and abs(p.x - q.x) >= 20:
-                    segments.append((min(p.x, q.x), max(p.x, q.x), (p.y + q.y) / 2))
-            elif item[0] == "re":
-                r = item[1]
-                if r.height < 1.5 and r.width >= 20:
-                    segments.append((r.x0, r.x1, (r.y0 + r.y1) / 2))
-    segments = _merge_segments(segments)
-    staves = []
-    used: set[int] = set()
-    for i, (x0, x1, y) in enumerate(segments):
-        if i in used:
-            continue
-        same = [
-            j
-            for j in range(i + 1, len(segments))
-            if j not in used
-            and abs(segments[j][0] - x0) <= 2
-            and abs(segments[j][1] - x1) <= 2
-            and segments[j][2] - y <= 60
-        ]
-        ys = [y]
-        chosen = [i]
-        for j in same:
-            gap = segments[j][2] - ys[-1]
-            if len(ys) == 1:
-                if 2 <= gap <= 12:
-                    ys.append(segments[j][2])
-                    chosen.append(j)
-            elif abs(gap - (ys[1] - ys[0])) <= 0.12 * (ys[1] - ys[0]):
-                ys.append(segments[j][2])
-                chosen.append(j)
-            if len(ys) == 5:
-                break
-        if len(ys) == 5:
-            staves.append((x0, x1, ys))
-            used.update(chosen)
-    return sorted(staves, key=lambda s: s[2][0])
-
-
-def _merge_segments(segments: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
-    """Segments on one row (y within 0.3 pt) that touch or overlap become one, sorted by y."""
-    out: list[list[float]] = []
-    for x0, x1, y in sorted(segments, key=lambda s: (round(s[2], 1), s[0])):
-        for seg in out[-8:]:
-            if abs(seg[2] - y) <= 0.3 and x0 <= seg[1] + 1.0 and x1 >= seg[0] - 1.0:
-                seg[0], seg[1] = min(seg[0], x0), max(seg[1], x1)
-                break
-        else:
-            out.append([x0, x1, y])
-    return sorted(((a, b, c) for a, b, c in out), key=lambda s: s[2])
-
-
-def pdf_measures(page: pymupdf.Page, staves: list[tuple[float, float, list[float]]]) -> list[int]:
-    """Measures printed on each staff of ``staves`` (from ``pdf_staves``), from its barlines.
-
-    A barline is a vertical stroke (a line, or a rectangle under 4 pt wide) that covers
-    the staff and ends on the top or bottom line of a staff (MuseScore draws a grand
-    staff's barline from one staff's top to the next one's). Barlines closer than 2.5
-    staff spaces are one (double, final and repeat barlines; LilyPond's stub of staff
-    after a repeat sign at a line end), a barline at the staff's start is the system's
-    opening line, and a staff that runs on more than 2.5 spaces past its last barline
-    has one measure more. As in the layout (and Verovio), a double or repeat barline with
-    no stem before it on its staff opens the first measure rather than ending one.
-    """
-    vertical: list[tuple[float, float, float]] = []
-    for drawing in page.get_drawings():
-        for item in drawing["items"]:
-            if item[0] == "l":
-                p, q = item[1], item[2]
-                if abs(p.x - q.x) < 0.05 and abs(p.y - q.y) > 2:
-                    vertical.append(((p.x + q.x) / 2, min(p.y, q.y), max(p.y, q.y)))
-            elif item[0] == "re":
-                r = item[1]
-                if r.width < 4 and r.height > 2:
-                    vertical.append(((r.x0 + r.x1) / 2, r.y0, r.y1))
-    ends = [y for _, _, ys in staves for y in (ys[0], ys[-1])]
-    tol = 0.6
-
-    def on_a_line(y: float) -> bool:
-        return any(abs(y - e) <= tol for e in ends)
-
-    counts = []
-    for x0, x1, ys in staves:
-        space = (ys[-1] - ys[0]) / 4
-        top, bottom = ys[0], ys[-1]
-        bars, stems = [], []
-        for x, a, b in vertical:
-            if not x0 - tol <= x <= x1 + tol:
-                continue
-            if a <= top + tol and b >= bottom - tol and on_a_line(a) and on_a_line(b):
-                if x > x0 + space:
-                    bars.append(x)
-            elif b > top and a < bottom and b - a >= 2 * space:
-                stems.append(x)
-        groups: list[list[float]] = []
-        for x in sorted(bars):
-            if groups and x - groups[-1][-1] < 2.5 * space:
-                groups[-1].append(x)
-            else:
-                groups.append([x])
-        if groups and len(groups[0]) > 1 and not any(x < groups[0][0] for x in stems):
-            groups.pop(0)  # a section start right after the clef and key
-        open_end = not groups or x1 - groups[-1][-1] > 2.5 * space
-        counts.append(len(groups) + int(open_end))
-    return counts
-
-
-def rasterize(pdf: Path, dpi: float) -> tuple[np.ndarray, int, list[int], list[int]]:
-    """Page 1 of ``pdf`` as grayscale uint8, the page count, the staves on each page, and
-    the measures on each staff of page 1."""
-    with pymupdf.open(pdf) as doc:
-        found = [pdf_staves(p) for p in doc]
-        measures = pdf_measures(doc[0], found[0])
-        pix = doc[0].get_pixmap(dpi=round(dpi), colorspace=pymupdf.csGRAY, alpha=False)
-        image = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.stride)
-        image = np.ascontiguousarray(image[:, : pix.width])
-        return image, len(doc), [len(f) for f in found], measures
 
 
 # ---------------------------------------------------------------- pieces
@@ -310,62 +98,6 @@ def candidate_files() -> list[str]:
             if by_collection[c]:
                 out.append(by_collection[c].pop(0))
     return out
-
-
-def load_piece(relpath: str):
-    """The music21 score of a corpus file (an ABC book's first tune)."""
-    import music21
-
-    path = corpus_root() / relpath
-    numbers = tunes(relpath)
-    if numbers:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            parsed = music21.converter.parse(str(path), number=numbers[0])
-        if isinstance(parsed, music21.stream.Opus):
-            parsed = parsed.scores[0]
-        return parsed
-    return load_music21(path)
-
-
-class BadExcerpt(ValueError):
-    """An excerpt that cannot be used; ``first_bad`` is the index of the first measure at
-    fault when one is known (a shorter excerpt that stops before it may do)."""
-
-    def __init__(self, message: str, first_bad: int | None = None) -> None:
-        super().__init__(message)
-        self.first_bad = first_bad
-
-
-def cut(parsed, count: int) -> tuple[object, Score, str]:
-    """The first ``count`` measures: music21's excerpt, our Score of it, and its MusicXML.
-    Raises BadExcerpt when the excerpt does not fit the vocabulary or prints otherwise."""
-    from music21.musicxml.m21ToXml import GeneralObjectExporter
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        part = parsed.measures(0, count, indicesNotNumbers=True)
-        score, report = from_music21(part)
-        if report.unsupported:
-            raise BadExcerpt(
-                f"{len(report.unsupported)} measure(s) outside the vocabulary",
-                min(report.unsupported_measures),
-            )
-        if printable(score)[1]:
-            raise BadExcerpt("marks the tokens do not print")
-        rests = [i for i, m in enumerate(score.measures) if m.multirest > 1]
-        if rests:
-            raise BadExcerpt("multi-measure rest", rests[0])
-        diagnostics = validate_score(score, grammar())
-        if diagnostics:
-            bad = [d.measure for d in diagnostics if d.measure >= 0]
-            raise BadExcerpt("the grammar rejects it", min(bad) if bad else None)
-        xml = GeneralObjectExporter(part).parse().decode("utf-8")
-    mismatch = source_mismatch(score, xml)
-    if mismatch:
-        found = re.search(r"measure (\d+)", mismatch)
-        raise BadExcerpt(f"music21's MusicXML differs: {mismatch}", found and int(found[1]))
-    return part, score, xml
 
 
 def slug(relpath: str) -> str:

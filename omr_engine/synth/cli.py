@@ -3,6 +3,11 @@
     deepmusic-ocr synth --out DIR --count N [--workers W] [--seed S] [--unit both]
                         [--strength-max F] [--split train|val]
     deepmusic-ocr synth --preview sheet.png [--count 12] [--seed S]
+    deepmusic-ocr synth --engraver lilypond --engraver musescore --out DIR --count N
+
+With ``--engraver`` the pages are engraved by LilyPond or MuseScore 3 instead of Verovio
+(corpus pieces only, clean staff crops; ``omr_engine.synth.engravers``); such a build
+does not resume.
 
 A build can be stopped with Ctrl-C (the unfinished shards are dropped) and continued by
 running the same command again; the same seed always gives the same shards.
@@ -62,6 +67,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise CommandError("--count must be at least 1")
     if args.workers < 0:
         raise CommandError("--workers must be 0 (in this process) or more")
+    if args.engraver:
+        return _build_engraved(args)
     try:
         summary = build(
             args.out,
@@ -90,6 +97,45 @@ def cmd_synth(args: argparse.Namespace) -> int:
     print(
         f"unreadable corpus pieces: {summary.failed_pieces}; "
         + ", ".join(f"{k} {v}" for k, v in dropped.items()),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _build_engraved(args: argparse.Namespace) -> int:
+    """``synth --engraver``: staff crops engraved by LilyPond or MuseScore 3."""
+    import time
+
+    from ..cli import EXIT_INTERRUPTED, CommandError
+    from .engravers import build_engraver_crops
+
+    if args.unit == "system":
+        raise CommandError("--engraver builds staff crops only (--unit staff)")
+    start = time.monotonic()
+
+    def progress(done: int, count: int) -> None:
+        print(f"{done}/{count} crops, {time.monotonic() - start:.0f} s", file=sys.stderr)
+
+    try:
+        manifest = build_engraver_crops(
+            args.out,
+            args.count,
+            tuple(dict.fromkeys(args.engraver)),
+            split=args.split,
+            seed=args.seed,
+            workers=max(1, args.workers),
+            shard_size=args.shard_size,
+            progress=progress,
+        )
+    except (RuntimeError, FileExistsError) as e:
+        raise CommandError(str(e)) from e
+    except KeyboardInterrupt:
+        print("\ndeepmusic-ocr: interrupted; the build is incomplete", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    pieces = ", ".join(f"{k} {v}" for k, v in manifest["pieces"].items())
+    print(
+        f"{manifest['count']} crops in {len(manifest['shards'])} shards, "
+        f"{_human(_size(Path(args.out)))} in {args.out}; pieces engraved: {pieces}",
         file=sys.stderr,
     )
     return 0
@@ -124,4 +170,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--cache", type=Path, help="cache of read corpus pieces (default OUT/cache)")
     p.add_argument("--preview", type=Path, metavar="PNG", help="write a contact sheet instead")
+    p.add_argument(
+        "--engraver",
+        action="append",
+        choices=("lilypond", "musescore"),
+        help="engrave with LilyPond or MuseScore 3 instead of Verovio (repeatable; corpus "
+        "pieces, clean staff crops for training with --degrade-online)",
+    )
     p.set_defaults(func=cmd_synth)

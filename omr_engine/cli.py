@@ -344,4 +344,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m omr_engine.cli`, this file is `__main__`, while the verbs import
+    # `omr_engine.cli` and raise its CommandError: run the package's main, which catches it.
+    from omr_engine import cli as package_cli
+
+    sys.exit(package_cli.main())

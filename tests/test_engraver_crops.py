@@ -7,6 +7,8 @@ installs MuseScore 3).
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pymupdf
@@ -85,3 +87,17 @@ def test_engraved_crops_are_staff_crops_only(tmp_path, capsys):
     assert code == 2
     assert "staff crops only" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_lazily_loaded_verb_reports_a_bad_option_in_one_line_under_python_m(tmp_path):
+    # `python -m omr_engine.cli` runs this file as __main__; the verb's CommandError
+    # comes from omr_engine.cli and must still be caught, not shown as a traceback.
+    argv = ["synth", "--engraver", "musescore", "--unit", "system", "--count", "5"]
+    run = subprocess.run(
+        [sys.executable, "-m", "omr_engine.cli", *argv, "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2
+    assert "staff crops only" in run.stderr and "Traceback" not in run.stderr

@@ -25,13 +25,16 @@ _MIN_STAFF_LENGTH = 6.0  # staff spaces
 _BRIDGE = 4.0  # staff spaces: a staff's lines may be missing this long and it goes on
 
 
-def line_mask(ink: np.ndarray, metrics: StaffMetrics) -> tuple[np.ndarray, np.ndarray]:
-    """Horizontal strokes at least three staff spaces long, and the thin ones among them
-    (uint8 masks, 255 = line). Where a beam lies on a staff line only the first has it."""
+def line_mask(
+    ink: np.ndarray, metrics: StaffMetrics, length: float = 3.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontal strokes at least ``length`` staff spaces long, and the thin ones among
+    them (uint8 masks, 255 = line). Where a beam lies on a staff line only the first has
+    it."""
     space, thick = metrics.space, metrics.line_thickness
     # Close pin-holes first so noise inside a line does not cut it into short runs.
     closed = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((1, 3), np.uint8))
-    k = max(9, round(3 * space))
+    k = max(3, round(length * space))
     lines = cv2.morphologyEx(closed, cv2.MORPH_OPEN, np.ones((1, k), np.uint8))
     t_max = max(round(2 * thick) + 2, round(0.35 * space))
     thick_parts = cv2.morphologyEx(lines, cv2.MORPH_OPEN, np.ones((t_max, 1), np.uint8))

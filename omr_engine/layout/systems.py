@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from .ink import StaffMetrics
+from .staves import line_mask
 from .structures import Box, Staff, System
 
 __all__ = ["build_system", "group_staves", "join_split_systems", "merge_systems"]
@@ -297,15 +298,10 @@ def _with_dashes(
     band: np.ndarray, lines: np.ndarray | None, line_rows: np.ndarray, metrics: StaffMetrics
 ) -> np.ndarray:
     """The staff-line mask of the band with the pieces of faded staff lines added: thin
-    horizontal strokes half a space long or more on the staves' line rows (the line mask
-    keeps strokes three spaces long, so a line worn into dashes is missing from it, and its
-    dashes would count as ink beside every barline they touch)."""
-    space, thick = metrics.space, metrics.line_thickness
-    k = max(3, round(_DASH * space))
-    pieces = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones((1, k), np.uint8))
-    t_max = max(round(2 * thick) + 2, round(0.35 * space))
-    thick_parts = cv2.morphologyEx(pieces, cv2.MORPH_OPEN, np.ones((t_max, 1), np.uint8))
-    dashes = cv2.subtract(pieces, thick_parts)
+    horizontal strokes ``_DASH`` spaces long or more on the staves' line rows (the line
+    mask keeps strokes three spaces long, so a line worn into dashes is missing from it,
+    and its dashes would count as ink beside every barline they touch)."""
+    dashes = line_mask(band, metrics, _DASH)[1]
     dashes[~line_rows] = 0
     return dashes if lines is None else cv2.max(lines, dashes)
 
@@ -335,8 +331,9 @@ def _tall_strokes(
     breaks = np.nonzero(np.diff(cols) != 1)[0] + 1
     if gap > 3:
         bridged = cv2.morphologyEx(sub, cv2.MORPH_CLOSE, np.ones((gap, 1), np.uint8))
+        loose = band if lines is None else cv2.subtract(band, lines)  # ink off staff lines
         for group in np.split(np.arange(cols.size), breaks):
-            _quiet_gaps(band, lines, sub, bridged, cols, group, gap)
+            _quiet_gaps(loose, sub, bridged, cols, group, gap)
     sub = cv2.morphologyEx(sub, cv2.MORPH_OPEN, np.ones((height, 1), np.uint8))
     keep = sub.any(axis=0)
     sub, cols = sub[:, keep], cols[keep]
@@ -356,8 +353,7 @@ def _tall_strokes(
 
 
 def _quiet_gaps(
-    band: np.ndarray,
-    lines: np.ndarray | None,
+    loose: np.ndarray,
     sub: np.ndarray,
     bridged: np.ndarray,
     cols: np.ndarray,
@@ -365,32 +361,22 @@ def _quiet_gaps(
     gap: int,
 ) -> None:
     """Fills in ``sub`` (the band's columns ``cols``) the breaks that ``bridged`` closes in
-    the column group ``group`` where nothing stands beside the break. Faded or worn print
-    breaks a barline; where a stem of one voice meets the stem of another, or the two
-    digits of a time signature meet, noteheads or the digits' bars stand beside the break."""
-    own = sub[:, group].any(axis=1)
-    rows = bridged[:, group].any(axis=1) & ~own
+    the column group ``group`` where nothing stands beside the break (``loose``: the
+    band's ink off the staff lines). Faded or worn print breaks a barline; where a stem of
+    one voice meets the stem of another, or the two digits of a time signature meet,
+    noteheads or the digits' bars stand beside the break."""
+    rows = bridged[:, group].any(axis=1) & ~sub[:, group].any(axis=1)
     if not rows.any():
         return
     x0, x1 = int(cols[group[0]]), int(cols[group[-1]]) + 1
     reach = 2 * gap
-    h, w = band.shape
+    h = loose.shape[0]
     for a, b in _runs_of(rows):
         r0, r1 = max(0, a - gap), min(h, b + gap)
-        beside = np.concatenate(
-            [band[r0:r1, max(0, x0 - reach) : max(0, x0 - 1)], band[r0:r1, x1 + 1 : x1 + reach]],
-            axis=1,
-        )
-        if lines is not None:
-            on_line = np.concatenate(
-                [
-                    lines[r0:r1, max(0, x0 - reach) : max(0, x0 - 1)],
-                    lines[r0:r1, x1 + 1 : x1 + reach],
-                ],
-                axis=1,
-            )
-            beside = cv2.subtract(beside, on_line)
-        if np.count_nonzero(beside) <= _QUIET * beside.size:
+        left = loose[r0:r1, max(0, x0 - reach) : max(0, x0 - 1)]
+        right = loose[r0:r1, x1 + 1 : x1 + reach]
+        ink = np.count_nonzero(left) + np.count_nonzero(right)
+        if ink <= _QUIET * (left.size + right.size):
             sub[a:b, group] = bridged[a:b, group]
 
 

@@ -38,6 +38,7 @@ from ..notation.grammar import validate_score
 from ..notation.music21_io import from_music21, load_music21
 from ..notation.score import Score
 from ..notation.tokens import score_to_tokens
+from .build import PNG_PARAMS, _tarinfo
 from .examples import grammar, printable, single_staff, source_mismatch
 from .sources import corpus_root, split_files, tunes
 
@@ -475,8 +476,9 @@ def build_engraver_crops(
     pending: list[tuple[np.ndarray, list[str], dict[str, Any]]] = []
     written = 0
     config = {"engravers": list(engravers), "split": split, "seed": seed, "unit": "staff"}
-    with Pool(workers) if workers > 1 else _Serial() as pool:
-        for _, crops, why in pool.imap(_job, jobs):
+    pool = Pool(workers) if workers > 1 else None
+    try:
+        for _, crops, why in pool.imap(_job, jobs) if pool else map(_job, jobs):
             reasons[why.split(":")[0]] += 1
             pending += crops[: count - written - len(pending)]
             while len(pending) >= shard_size or (pending and written + len(pending) == count):
@@ -487,6 +489,9 @@ def build_engraver_crops(
                     progress(written, count)
             if written >= count:
                 break
+    finally:
+        if pool is not None:
+            pool.terminate()
     manifest = {
         "config": config,
         "count": written,
@@ -496,19 +501,6 @@ def build_engraver_crops(
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
-
-
-class _Serial:
-    """A stand-in for a process pool that runs jobs here, one by one."""
-
-    def __enter__(self) -> _Serial:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def imap(self, fn: Callable, items: Sequence) -> Any:
-        return map(fn, items)
 
 
 def _round_robin(split: str, seed: int) -> list[str]:
@@ -536,15 +528,13 @@ def _write_shard(
     with tarfile.open(partial, "w", format=tarfile.GNU_FORMAT) as tar:
         for i, (image, tokens, meta) in enumerate(items):
             key = f"{shard:05d}-{i:05d}"
-            ok, png = cv2.imencode(".png", image)
+            ok, png = cv2.imencode(".png", image, PNG_PARAMS)
             if not ok:
                 raise RuntimeError(f"PNG encoding failed for {key}")
             full = dict(meta, tokens=" ".join(tokens), height=image.shape[0], width=image.shape[1])
             blob = json.dumps(full, sort_keys=True).encode()
             for suffix, data in ((".png", png.tobytes()), (".json", blob)):
-                info = tarfile.TarInfo(key + suffix)
-                info.size, info.mode = len(data), 0o644
-                tar.addfile(info, io.BytesIO(data))
+                tar.addfile(_tarinfo(key + suffix, len(data)), io.BytesIO(data))
     os.replace(partial, out / name)
     data = (out / name).read_bytes()
     return {

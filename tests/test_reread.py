@@ -113,6 +113,23 @@ def test_only_flagged_measures_are_read_again_and_a_hopeless_one_is_left_flagged
     assert {d.measure for d in flags(after)} == {0}
 
 
+def test_a_reading_that_fits_its_measure_but_overfills_the_rest_of_the_line_is_refused():
+    # a line that starts short (the piece's pickup was on the line before); re-read alone,
+    # its first measure would pass with the 2/4 the model all but ruled out, and every
+    # 4/4 measure after it would then be flagged instead
+    first = [{"<note:C5-quarter>": SURE}, {"<note:D5-quarter>": SURE}, {"<barline>": SURE}]
+    second = [{"<note:E5-whole>": SURE}, {"<barline>": SURE}]
+    opening = [{"<clef:G2>": SURE}, {"<time:4/4>": 0.9, "<time:2/4>": 0.09}]
+    columns = read([*opening, *first, *second, *second])
+    cut = len(read([*opening, *first])) / len(columns)
+    step = (1.0 - cut) / 2
+    spans = [(0.0, cut), (cut, cut + step), (cut + step, 1.0)]
+    before, after, _, n = reread(columns, spans)
+    assert before[1] == "<time:4/4>"
+    assert n == 0 and after == before
+    assert {d.measure for d in flags(after)} == {0}
+
+
 def test_a_line_that_passes_is_returned_as_it_was():
     columns = read([*OPENING, {"<note:C5-whole>": SURE}, {"<barline>": SURE}])
     before, after, _, n = reread(columns, [(0.0, 1.0)])

@@ -8,8 +8,12 @@ mending allows. Here such a measure's columns (the model's log-probabilities, wh
 decoder keeps as :class:`Columns`) are searched again with a CTC prefix beam search whose
 grammar forbids a note or rest that would overfill its voice, and the likeliest reading
 that then passes the grammar (every voice fills the measure, ties join equal pitches,
-tuplets fill their brackets) replaces the measure. When no reading in the beam passes,
-the measure is left as it was, flagged for the reviewer.
+tuplets fill their brackets) replaces the measure, as long as the line as a whole then
+has no more flagged measures than before: a first measure read again may bring a
+different time signature that fits it and overfills every measure after it, and that is
+refused, whereas a new last note whose tie no longer joins the next measure's first
+passes, and the next measure is read again in turn. When
+no reading in the beam passes, the measure is left as it was, flagged for the reviewer.
 
 A replaced token's confidence is the model's highest probability of it over the columns
 it spans, as for any CTC reading, so a value the grammar forced on an unsure model shows
@@ -77,10 +81,7 @@ def reread_measures(
     closing[vocab.eos_id] = True
     contexts = [StaffContext(time=time)]
     out_ids, out_confs, out_rows = list(ids), list(confs), list(rows)
-    check = plain.start(contexts, piece_start=piece_start)
-    for tok in out_ids:
-        check.advance(tok)
-    flagged = {d.measure for d in check.finish()}
+    flagged = _flagged(plain, contexts, piece_start, out_ids)
     measures = _measures(out_ids, barline)
     if not flagged or len(measures) > len(spans) or not len(columns):
         return out_ids, out_confs, out_rows, 0
@@ -104,22 +105,37 @@ def reread_measures(
             if found is not None:
                 prefix, p = found
                 tokens = [*vocab.decode(list(prefix)), vocab.decode([out_ids[end]])[0]]
-                peaks = [
-                    columns.peak(tok, lo, hi) for tok, (lo, hi) in zip(prefix, p.spans, strict=True)
-                ]
-                read_confs = [*p.confs, out_confs[end]]
-                read_rows = [*(columns.row(t, size) for t in peaks), out_rows[end]]
                 order = onset_order_sources(tokens)
                 new_ids = vocab.encode([tok for tok, _ in order])
-                out_ids[first : end + 1] = new_ids
-                out_confs[first : end + 1] = [read_confs[s] for _, s in order]
-                out_rows[first : end + 1] = [read_rows[s] for _, s in order]
-                shift += len(new_ids) - (end + 1 - first)
-                end = first + len(new_ids) - 1
-                replaced += 1
+                trial = [*out_ids[:first], *new_ids, *out_ids[end + 1 :]]
+                now = _flagged(plain, contexts, piece_start, trial)
+                if len(now) <= len(flagged):
+                    peaks = [
+                        columns.peak(tok, lo, hi)
+                        for tok, (lo, hi) in zip(prefix, p.spans, strict=True)
+                    ]
+                    read_confs = [*p.confs, out_confs[end]]
+                    read_rows = [*(columns.row(t, size) for t in peaks), out_rows[end]]
+                    flagged = now
+                    out_ids = trial
+                    out_confs[first : end + 1] = [read_confs[s] for _, s in order]
+                    out_rows[first : end + 1] = [read_rows[s] for _, s in order]
+                    shift += len(new_ids) - (end + 1 - first)
+                    end = first + len(new_ids) - 1
+                    replaced += 1
         for tok in out_ids[first : end + 1]:
             state.advance(tok)
     return out_ids, out_confs, out_rows, replaced
+
+
+def _flagged(
+    grammar: Grammar, contexts: list[StaffContext], piece_start: bool, ids: Sequence[int]
+) -> set[int]:
+    """The measures of a line that ``grammar`` flags."""
+    check = grammar.start(contexts, piece_start=piece_start)
+    for tok in ids:
+        check.advance(tok)
+    return {d.measure for d in check.finish()}
 
 
 def _passing(

@@ -367,6 +367,20 @@ def test_a_stem_through_the_staff_is_not_bridged_into_a_barline() -> None:
     assert np.allclose(system.barlines_x, [344, 820, 1314, 1772, 2304], atol=3)
 
 
+def test_a_curled_staff_is_found_from_its_clef_to_its_last_barline() -> None:
+    # The top of a degraded LilyPond page (a corpus jig, rotated almost 5 degrees and
+    # curled): once deskewed, the staff lines still bow by a quarter of a space from the
+    # middle to the ends, and a staff measured on its average rows lost its clef and last
+    # measure to the curl.
+    image = cv2.imread(str(Path(__file__).parent / "fixtures" / "curled_staves.png"), 0)
+    staves = analyze_page(image).staves
+    assert len(staves) == 2
+    space = staves[0].space
+    # in the deskewed page the clefs start at 551 and 373 and both staves end at 2616
+    assert np.allclose([s.x0 for s in staves], [551, 373], atol=space)
+    assert np.allclose([s.x1 for s in staves], [2616, 2616], atol=space)
+
+
 @pytest.mark.parametrize(
     ("name", "degrees"),
     [

@@ -7,7 +7,8 @@
    about one staff space apart make a staff (one weak line without a peak of its own is
    tolerated); an even spacing that runs on beyond five lines is ruled paper, not a staff.
 3. Each staff's x-extent is where at least four of its five lines are present (read from
-   strokes a staff space long, gaps up to four spaces bridged: faded and worn lines).
+   strokes a staff space long, gaps up to four spaces bridged: faded and worn lines),
+   first on the lines' average rows, then following them where a curled page bends them.
 """
 
 from __future__ import annotations
@@ -165,22 +166,15 @@ def _strength_at(length: np.ndarray, y: float, gap: float) -> float:
 def _make_staff(lines: np.ndarray, ys: list[float], metrics: StaffMetrics) -> Staff | None:
     space = metrics.space
     r = max(1, round(metrics.line_thickness))
-    h, w = lines.shape
-    present = np.zeros(w, np.int32)
-    for y in ys:
-        yi = int(round(y))
-        band = lines[max(0, yi - r - 1) : min(h, yi + r + 2)]
-        present += band.max(axis=0) > 0
-    covered = present >= _LINES - 1
-    # Bridge interruptions (a notehead drawn as a hole, a gap in a worn or faded line:
-    # the line mask drops what is left of a line between gaps under three spaces apart).
-    covered = _close_1d(covered, max(3, round(_BRIDGE * space)))
-    runs = _runs(covered)
-    if not runs:
+    level = np.zeros(lines.shape[1])
+    run = _longest_run(lines, ys, level, r, space)
+    if run is None or run[1] - run[0] < _MIN_STAFF_LENGTH * space:
         return None
-    x0, x1 = max(runs, key=lambda r_: r_[1] - r_[0])
-    if x1 - x0 < _MIN_STAFF_LENGTH * space:
-        return None
+    # A curled page bends the lines away from their average rows towards the ends of the
+    # staff; followed along the page, they go on to the staff's real ends. (Only a staff
+    # found level is followed: a comb that may bend fits beams and brackets too.)
+    bent = _longest_run(lines, ys, _line_shifts(lines, ys, r, space), r, space, within=run)
+    x0, x1 = (min(run[0], bent[0]), max(run[1], bent[1])) if bent is not None else run
     return Staff(
         top=ys[0],
         bottom=ys[-1],
@@ -189,6 +183,78 @@ def _make_staff(lines: np.ndarray, ys: list[float], metrics: StaffMetrics) -> St
         x1=float(x1 - 1),
         space=(ys[-1] - ys[0]) / (_LINES - 1),
     )
+
+
+def _longest_run(
+    lines: np.ndarray,
+    ys: list[float],
+    shifts: np.ndarray,
+    r: int,
+    space: float,
+    within: tuple[int, int] | None = None,
+) -> tuple[int, int] | None:
+    """The longest stretch [x0, x1) of columns where at least four of the five lines
+    (``ys`` moved down by ``shifts`` rows, column by column) are present, or with
+    ``within`` the longest that overlaps that stretch."""
+    h, w = lines.shape
+    columns = np.arange(w)
+    present = np.zeros(w, np.int32)
+    for y in ys:
+        rows = np.round(y + shifts).astype(np.int64)
+        hit = np.zeros(w, bool)
+        for dy in range(-r - 1, r + 2):
+            hit |= lines[np.clip(rows + dy, 0, h - 1), columns] > 0
+        present += hit
+    covered = present >= _LINES - 1
+    # Bridge interruptions (a notehead drawn as a hole, a gap in a worn or faded line:
+    # the line mask drops what is left of a line between gaps under three spaces apart).
+    covered = _close_1d(covered, max(3, round(_BRIDGE * space)))
+    runs = _runs(covered)
+    if within is not None:
+        runs = [(a, b) for a, b in runs if a < within[1] and b > within[0]]
+    return max(runs, key=lambda r_: r_[1] - r_[0]) if runs else None
+
+
+def _line_shifts(lines: np.ndarray, ys: list[float], r: int, space: float) -> np.ndarray:
+    """How far (rows, per column) the staff's lines lie below ``ys`` across the page.
+
+    ``ys`` are where the lines are on average; a curled or warped page bends them, by a
+    quarter of a space or more at the ends of a long staff. The five lines are matched as
+    one comb in blocks two staff spaces wide, from the block where they are plainest
+    outwards, each block's shift within a row of its neighbour's: a slope of at most a
+    twentieth, which a curl keeps to and a beam or a bracket does not (and a block
+    without lines keeps the shift of the last one that had them)."""
+    h, w = lines.shape
+    block = max(8, round(2 * space))
+    reach = max(2, round(0.5 * space))
+    step = 1  # how many rows the lines may drift from block to block
+    top = round(ys[0]) - reach - r - 1
+    rows = np.arange(top, round(ys[-1]) + reach + r + 2)
+    inside = (rows >= 0) & (rows < h)
+    n = -(-w // block)
+    band = np.zeros((rows.size, n * block), np.float32)
+    band[inside, :w] = lines[rows[inside]] > 0
+    profile = band.reshape(rows.size, n, block).sum(axis=2)  # (rows, blocks)
+    # each line's ink within its thickness, for every shift
+    thick = cv2.dilate(profile, np.ones((2 * r + 1, 1), np.uint8))
+    offsets = np.arange(-reach, reach + 1)
+    score = np.zeros((offsets.size, n), np.float32)
+    for y in ys:
+        at = np.round(y).astype(int) - top + offsets
+        score += thick[at]
+    best = int(np.argmax(score.max(axis=0)))
+    chosen = np.zeros(n, np.int64)
+    chosen[best] = int(np.argmax(score[:, best]))
+    for order in (range(best + 1, n), range(best - 1, -1, -1)):
+        prev = chosen[best]
+        for b in order:
+            lo, hi = max(0, prev - step), min(offsets.size, prev + step + 1)
+            window = score[lo:hi, b]
+            # a block without lines, or no better elsewhere: the neighbour's shift stands
+            if window.max() > window[prev - lo]:
+                prev = lo + int(np.argmax(window))
+            chosen[b] = prev
+    return np.repeat(offsets[chosen], block)[:w].astype(np.float64)
 
 
 def _centroid(profile: np.ndarray, y: int, r: int) -> float:

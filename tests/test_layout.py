@@ -367,6 +367,20 @@ def test_a_stem_through_the_staff_is_not_bridged_into_a_barline() -> None:
     assert np.allclose(system.barlines_x, [344, 820, 1314, 1772, 2304], atol=3)
 
 
+def test_faint_staff_lines_pitted_by_noise_still_reach_the_staffs_start() -> None:
+    # Two of the five lines thin and grey enough that a scan's noise pits them every few
+    # pixels for the first third of the staff (as on a degraded MuseScore page once its
+    # light was evened): the staff still starts where its lines do, not where they mend.
+    image = np.full((240, 1400), 255, np.uint8)
+    for k in range(5):
+        y = 60 + 20 * k
+        image[y : y + 2, 100:1300] = 0
+        if k in (0, 3):
+            image[y : y + 2, 100:500:7] = 255  # a pin-hole every 7 pixels
+    (staff,) = analyze_page(image).staves
+    assert staff.x0 <= 105 and staff.x1 >= 1295
+
+
 def test_a_curled_staff_is_found_from_its_clef_to_its_last_barline() -> None:
     # The top of a degraded LilyPond page (a corpus jig, rotated almost 5 degrees and
     # curled): once deskewed, the staff lines still bow by a quarter of a space from the

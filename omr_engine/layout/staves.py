@@ -62,7 +62,10 @@ def find_staves(
     centre = np.array([_centroid(raw, int(y), win // 2 + 1) for y in rows])
     # A staff's extent is read from strokes a staff space long: a faded or worn line is
     # broken into pieces that the line mask's three spaces drop.
-    pieces = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((1, max(3, round(space))), np.uint8))
+    # Pin-holes are closed first, as for the line mask: noise must not cut a faint line
+    # into pieces shorter than a space.
+    closed = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((1, 3), np.uint8))
+    pieces = cv2.morphologyEx(closed, cv2.MORPH_OPEN, np.ones((1, max(3, round(space))), np.uint8))
     staves: list[Staff] = []
     for ys in _match_staves(centre, length[rows], length, space):
         staff = _make_staff(pieces, ys, metrics)

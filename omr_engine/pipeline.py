@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,9 @@ from .notation.score import (
     apply_changes,
     number_measures,
     opens_with_pickup,
+    voice_length,
 )
+from .notation.symbols import time_length
 from .notation.tokens import tokens_to_score
 from .notation.vocabulary import Vocabulary
 from .pages import Page
@@ -404,10 +407,15 @@ class PagePipeline:
         """Mend each staff's note values (:func:`repair_durations`) in place, against the
         time signature in force per staff, which ``times`` carries from system to system,
         read a measure still flagged again from its columns (:func:`reread_measures`) and
-        mend its ties between different pitches (:func:`mend_ties`)."""
+        mend its ties between different pitches (:func:`mend_ties`). Then a measure that
+        one staff reads short where another fills it (:func:`short_measures`: at a line's
+        end or a piece's start a short measure passes on one staff alone) is read again
+        on that staff as a full one."""
         time_kind = self.grammar.kinds("time")
+        starts = list(times)
         for s, staff_ids in enumerate(ids):
             times += [None] * (s + 1 - len(times))
+            starts += [None] * (s + 1 - len(starts))
             ids[s], confs[s], rows[s] = mend_staff(
                 staff_ids,
                 confs[s],
@@ -420,6 +428,24 @@ class PagePipeline:
             for t in ids[s]:
                 if time_kind[t]:
                     times[s] = self.vocab.info(t).value
+        if not self.reread or len(ids) < 2:
+            return
+        shorts = short_measures([self.vocab.decode(x) for x in ids], starts)
+        for s, short in enumerate(shorts):
+            if short and rereads[s] is not None:
+                columns, spans = rereads[s]
+                ids[s], confs[s], rows[s], _ = reread_measures(
+                    ids[s],
+                    confs[s],
+                    rows[s],
+                    self.vocab,
+                    columns,
+                    spans,
+                    starts[s],
+                    piece_start,
+                    short=short,
+                )
+                ids[s], confs[s], rows[s], _ = mend_ties(ids[s], confs[s], rows[s], self.vocab)
 
     def read_page(
         self,
@@ -544,6 +570,35 @@ def mend_staff(
         )
     ids, confs, rows, _ = mend_ties(ids, confs, rows, vocab)
     return ids, confs, rows
+
+
+def short_measures(staves: list[list[str]], times: list[str | None]) -> list[set[int]]:
+    """Per staff of a system (each a line of tokens, ``times`` the signature in force
+    where it starts), the measures it reads shorter than another staff that fills them:
+    the longest voice against the time signature, a whole-measure rest filling it."""
+    lines = [tokens_to_score(tokens).measures for tokens in staves]
+    out: list[set[int]] = [set() for _ in staves]
+    current = list(times)
+    for k in range(max((len(m) for m in lines), default=0)):
+        lengths: dict[int, Fraction] = {}
+        full: Fraction | None = None
+        for s, measures in enumerate(lines):
+            if k >= len(measures):
+                continue
+            staff = measures[k].staves[0]
+            current[s] = staff.time or current[s]
+            voices = [v for v in staff.voices if v]
+            if current[s] is None or not voices:
+                continue
+            bar = time_length(current[s])
+            lengths[s] = max(voice_length(v, current[s]) for v in voices)
+            if lengths[s] == bar:
+                full = bar
+        if full is not None:
+            out_of = [s for s, length in lengths.items() if length < full]
+            for s in out_of:
+                out[s].add(k)
+    return out
 
 
 @dataclass

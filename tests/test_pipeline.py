@@ -29,6 +29,7 @@ from omr_engine.pipeline import (
     PageResult,
     Progress,
     merge_staves,
+    short_measures,
     transcribe,
 )
 from omr_engine.synth.examples import single_staff
@@ -399,6 +400,16 @@ class MisreadTime(TrueTokens):
                 ids = [wrong if vocab.info(t).kind == "time" else t for t in result.ids]
                 out[k] = dataclasses.replace(result, ids=ids)
         return out
+
+
+def test_a_measure_one_staff_reads_short_beside_a_full_one_is_found():
+    upper = "<clef:G2> <time:4/4> <note:C5-whole> <barline> <note:D5-half> <note:E5-half> <barline>"
+    lower = "<clef:F4> <time:4/4> <note:C3-half> <note:D3-quarter> <barline> <mrest> <barline>"
+    third = "<clef:F4> <note:C3-half> <barline> <note:D3-half> <barline>"  # 4/4 carried over
+    shorts = short_measures([upper.split(), lower.split(), third.split()], [None, None, "4/4"])
+    # the whole-measure rest fills its measure; a staff without a time says nothing
+    assert shorts == [set(), {0}, {0, 1}]
+    assert short_measures([lower.split(), lower.split()], [None, None]) == [set(), set()]
 
 
 def test_a_time_signature_the_measures_contradict_is_read_again_from_them():

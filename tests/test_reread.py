@@ -130,6 +130,28 @@ def test_a_reading_that_fits_its_measure_but_overfills_the_rest_of_the_line_is_r
     assert {d.measure for d in flags(after)} == {0}
 
 
+def test_a_short_last_measure_is_read_again_as_full_when_the_other_staves_fill_it():
+    # a line may end on a short measure, so its grammar passes three beats of 4/4 there;
+    # the system's other staves fill the measure, and the model nearly read a fourth note
+    columns = read(
+        [
+            *OPENING,
+            {"<note:C5-whole>": SURE},
+            {"<barline>": SURE},
+            {"<note:D5-half>": SURE},
+            {"<note:E5-quarter>": SURE},
+            {"<note:F5-quarter>": 0.3},
+            {"<barline>": SURE},
+        ]
+    )
+    cut = len(read([*OPENING, {"<note:C5-whole>": SURE}, {"<barline>": SURE}])) / len(columns)
+    spans = [(0.0, cut), (cut, 1.0)]
+    before, after, _, n = reread(columns, spans)
+    assert "<note:F5-quarter>" not in before and n == 0 and after == before
+    _, after, _, n = reread(columns, spans, short={1})
+    assert n == 1 and after[-2:] == ["<note:F5-quarter>", "<barline>"]
+
+
 def test_a_line_that_passes_is_returned_as_it_was():
     columns = read([*OPENING, {"<note:C5-whole>": SURE}, {"<barline>": SURE}])
     before, after, _, n = reread(columns, [(0.0, 1.0)])

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -68,13 +68,18 @@ def reread_measures(
     piece_start: bool = False,
     beam: int = 32,
     prune: float = 6.0,
+    short: Collection[int] = (),
 ) -> tuple[list[int], list[float], list[np.ndarray | None], int]:
     """One staff's line with each measure the grammar flags read again from ``columns``
     (see the module's text). Measure ``k`` of the line (as :func:`.fit_to_measures` cut
     it) lies over ``spans[k]``, a fraction of the crop's width like a token's position; a
     line with more measures than spans is left as it is. ``time`` is the signature in
-    force where the line starts. Returns the ids, confidences, rows (a re-read token's
-    column where the model was surest of it) and the number of measures replaced."""
+    force where the line starts. ``short`` are measures to read again as well although
+    the line's grammar lets them pass, because the other staves of the system fill them:
+    a line's last measure, or a piece's first, may be short on its own, but not beside
+    a full one; they are read again as full measures. Returns the ids, confidences, rows
+    (a re-read token's column where the model was surest of it) and the number of
+    measures replaced."""
     plain, grammar = grammars(vocab)
     barline = grammar.kinds("barline")
     closing = grammar.kinds("barline", "staff")  # the measure's own barline closes it
@@ -83,16 +88,17 @@ def reread_measures(
     out_ids, out_confs, out_rows = list(ids), list(confs), list(rows)
     flagged = _flagged(plain, contexts, piece_start, out_ids)
     measures = _measures(out_ids, barline)
-    if not flagged or len(measures) > len(spans) or not len(columns):
+    if not (flagged or short) or len(measures) > len(spans) or not len(columns):
         return out_ids, out_confs, out_rows, 0
     size = len(vocab) + 1
     length = len(columns)
     replaced = 0
-    state = grammar.start(contexts, piece_start=piece_start)
+    # a short first measure is no pickup when the other staves fill it
+    state = grammar.start(contexts, piece_start=piece_start and 0 not in short)
     shift = 0  # how much earlier replacements moved the line's indices
     for k, (first, end) in enumerate(measures):
         first, end = first + shift, end + shift
-        if k in flagged:
+        if k in flagged or k in short:
             # the line's first measure holds its clef, key and time from column 0; a
             # measure's last column is where its barline was read
             a = 0 if k == 0 else max(0, math.floor(spans[k][0] * length))
@@ -109,7 +115,7 @@ def reread_measures(
                 new_ids = vocab.encode([tok for tok, _ in order])
                 trial = [*out_ids[:first], *new_ids, *out_ids[end + 1 :]]
                 now = _flagged(plain, contexts, piece_start, trial)
-                if len(now) <= len(flagged):
+                if len(now) <= len(flagged) and trial != out_ids:
                     peaks = [
                         columns.peak(tok, lo, hi)
                         for tok, (lo, hi) in zip(prefix, p.spans, strict=True)

@@ -347,14 +347,17 @@ class PagePipeline:
         ]
         return merged, [(where[i][0], where[i][1] + s) for i, s in owners]
 
-    def _fit_meter(self, systems: list[tuple[list[list[int]], list[list[float]]]]) -> None:
+    def _fit_meter(
+        self, systems: list[tuple[list[list[int]], list[list[float]]]], piece_start: bool = False
+    ) -> None:
         """Replace, in place, each time signature that the page's measures contradict
         (:func:`~omr_engine.inference.meter.choose_time`). Each signature read, at a
         line's start or inside a line (a change of meter), is judged by the measures it
         governs: on every staff, from the measure where it stands to the next signature
         read. The staves that read a signature at the same measure are judged and mended
         together. A replaced signature gets confidence 0.5 at most, so the studio marks it
-        for a look."""
+        for a look. With ``piece_start`` the first system opens the piece, and its first
+        measure, which may be a pickup, says nothing about the meter."""
         time_kind, barline = self.grammar.kinds("time"), self.grammar.kinds("barline")
         # (system, measure) -> [(staff, token index)] of the first signature read there
         marks: dict[tuple[int, int], list[tuple[int, int]]] = {}
@@ -378,9 +381,11 @@ class PagePipeline:
                 if i > first and (i, 0) in marks:
                     break  # a new signature at this line's start
                 start = at if i == first else 0
+                # a pickup's length is not the meter's
+                begin = 1 if piece_start and i == 0 and start == 0 else start
                 for score in scores[i]:
-                    lengths += measure_lengths(score, start)
-                    c, p = beat_votes(score, start)
+                    lengths += measure_lengths(score, begin)
+                    c, p = beat_votes(score, begin)
                     compound, simple = compound + c, simple + p
                 if any(e[0] == i and e[1] > start for e in events[n + 1 :]):
                     break  # a change of meter inside this line ends what it governs
@@ -518,7 +523,9 @@ class PagePipeline:
         if self.fit_meter:
             for _, ids, confs, rows, _ in fitted:
                 share_time_signatures(ids, confs, rows, self.grammar)
-            self._fit_meter([(ids, confs) for _, ids, confs, _, _ in fitted])
+            self._fit_meter(
+                [(ids, confs) for _, ids, confs, _, _ in fitted], piece_start=first_measure == 0
+            )
         for i, (system, (boxes, ids, confs, rows, rereads)) in enumerate(
             zip(systems, fitted, strict=True)
         ):

@@ -33,7 +33,7 @@ from .inference.measures import (
 )
 from .inference.meter import beat_votes, choose_time, measure_lengths, share_time_signatures
 from .inference.reread import reread_measures
-from .inference.ties import mend_ties
+from .inference.ties import mend_ties, mend_ties_across
 from .inference.tuplets import mend_tuplets
 from .layout import (
     LayoutCrop,
@@ -452,6 +452,22 @@ class PagePipeline:
                 )
                 ids[s], confs[s], rows[s], _ = mend_ties(ids[s], confs[s], rows[s], self.vocab)
 
+    def _mend_ties_across(self, fitted: list[tuple]) -> None:
+        """Mend, in place, each tie from a staff's last note in one system to its first in
+        the next (:func:`mend_ties_across`), where the two systems have as many staves."""
+        run: list[int] = []
+        for i in range(len(fitted) + 1):
+            if run and (i == len(fitted) or len(fitted[i][1]) != len(fitted[run[0]][1])):
+                for s in range(len(fitted[run[0]][1])):
+                    lines = [(fitted[k][1][s], fitted[k][2][s], fitted[k][3][s]) for k in run]
+                    mended, count = mend_ties_across(lines, self.vocab)
+                    if count:
+                        for k, (ids, confs, rows) in zip(run, mended, strict=True):
+                            fitted[k][1][s], fitted[k][2][s], fitted[k][3][s] = ids, confs, rows
+                run = []
+            if i < len(fitted):
+                run.append(i)
+
     def read_page(
         self,
         page: Page,
@@ -526,11 +542,11 @@ class PagePipeline:
             self._fit_meter(
                 [(ids, confs) for _, ids, confs, _, _ in fitted], piece_start=first_measure == 0
             )
-        for i, (system, (boxes, ids, confs, rows, rereads)) in enumerate(
-            zip(systems, fitted, strict=True)
-        ):
-            if unit == "staff" and self.mend_durations:
+        if unit == "staff" and self.mend_durations:
+            for i, (_, ids, confs, rows, rereads) in enumerate(fitted):
                 self._mend_system(ids, confs, rows, times, first_measure == 0 and i == 0, rereads)
+            self._mend_ties_across(fitted)
+        for i, (system, (boxes, ids, confs, _, _)) in enumerate(zip(systems, fitted, strict=True)):
             tokens, conf = merge_staves([self.vocab.decode(x) for x in ids], self.vocab, confs)
             if i == 0:
                 first_tokens = tokens

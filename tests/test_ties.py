@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from omr_engine.inference.ties import mend_ties
+from omr_engine.inference.ties import mend_ties, mend_ties_across
 from omr_engine.notation.grammar import Grammar
 from omr_engine.notation.score import StaffContext
 from omr_engine.notation.vocabulary import default_vocabulary
@@ -66,3 +66,28 @@ def test_ties_to_the_same_pitch_chords_and_rests_are_left_alone():
     # in another voice the next note is not the tied one's continuation
     voices = ["<clef:G2>", "<note:C5-whole>", "<tie>", "<voice>", "<note:E4-whole>", "<barline>"]
     assert mend(voices)[2] == 0
+
+
+def test_a_tie_from_one_system_to_the_next_is_mended_across_the_break():
+    first = ["<clef:G2>", "<note:E5-whole>", "<barline>", "<note:C5-whole>", "<tie>", "<barline>"]
+    second = ["<clef:G2>", "<note:D5-half>", "<note:E5-half>", "<barline>"]
+    rows = {len(first) + 1: column("<note:D5-half>", 3.0, nearly=("<note:C5-half>", 2.0))}
+
+    def lines(tie_margin: float):
+        out = []
+        for offset, tokens in ((0, first), (len(first), second)):
+            logp = [
+                rows.get(offset + i, column(t, tie_margin if t == "<tie>" else 8.0))
+                for i, t in enumerate(tokens)
+            ]
+            out.append((VOCAB.encode(tokens), [0.9] * len(tokens), logp))
+        return out
+
+    # alone, neither line breaks the grammar; across the break the tie joins C5 to D5
+    assert mend_ties(*lines(8.0)[1], VOCAB)[3] == 0
+    (a, b), count = mend_ties_across(lines(8.0), VOCAB)
+    assert count == 1 and VOCAB.decode(b[0])[1] == "<note:C5-half>" and b[1][1] < 0.5
+    assert VOCAB.decode(a[0]) == first
+    (a, b), count = mend_ties_across(lines(1.0), VOCAB)  # an unsure tie is dropped instead
+    assert count == 1 and "<tie>" not in VOCAB.decode(a[0]) and VOCAB.decode(b[0]) == second
+    assert len(a[0]) == len(a[1]) == len(a[2]) == len(first) - 1

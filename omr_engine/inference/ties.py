@@ -24,7 +24,7 @@ import numpy as np
 from ..notation.vocabulary import Vocabulary
 from .durations import NoteValues, note_values
 
-__all__ = ["mend_ties"]
+__all__ = ["mend_ties", "mend_ties_across"]
 
 
 def mend_ties(
@@ -37,6 +37,45 @@ def mend_ties(
     docstring); ``token_logp[i]`` is the model's column of log-probabilities (blank last)
     where token ``i`` was read, or None. Returns the ids, the confidences, the columns
     (all three without the ties dropped) and the number of ties mended."""
+    out, conf, rows, drop, mended = _mend_ties(ids, confidences, token_logp, vocab)
+    if drop:
+        keep = [k for k in range(len(out)) if k not in drop]
+        out, conf, rows = [out[k] for k in keep], [conf[k] for k in keep], [rows[k] for k in keep]
+    return out, conf, rows, mended
+
+
+Line = tuple[list[int], list[float], list[np.ndarray | None]]
+
+
+def mend_ties_across(lines: Sequence[Line], vocab: Vocabulary) -> tuple[list[Line], int]:
+    """One staff's lines, system after system, with each tie from the last note of a line
+    to the first of the next mended as :func:`mend_ties` mends one inside a line (a line
+    is mended on its own first, and cannot see where its last tie goes). Each line is
+    ``(ids, confidences, token_logp)``; returns the lines and the number of ties mended."""
+    if len(lines) < 2:
+        return [(list(a), list(b), list(c)) for a, b, c in lines], 0
+    ids = [t for line in lines for t in line[0]]
+    confs = [c for line in lines for c in line[1]]
+    rows = [r for line in lines for r in line[2]]
+    out, conf, kept, drop, mended = _mend_ties(ids, confs, rows, vocab)
+    result: list[Line] = []
+    start = 0
+    for line in lines:
+        end = start + len(line[0])
+        keep = [k for k in range(start, end) if k not in drop]
+        result.append(([out[k] for k in keep], [conf[k] for k in keep], [kept[k] for k in keep]))
+        start = end
+    return result, mended
+
+
+def _mend_ties(
+    ids: Sequence[int],
+    confidences: Sequence[float],
+    token_logp: Sequence[np.ndarray | None],
+    vocab: Vocabulary,
+) -> tuple[list[int], list[float], list[np.ndarray | None], set[int], int]:
+    """:func:`mend_ties` before the dropped ties are taken out: the ids, confidences,
+    columns, the indices of the ties to drop, and the number mended."""
     values = note_values(vocab)
     infos = [vocab.info(i) for i in ids]
     kinds = [info.kind for info in infos]
@@ -71,10 +110,7 @@ def mend_ties(
             else:
                 out[j] = change
                 conf[j] = float(np.exp(token_logp[j][change]))  # type: ignore[index]
-    if drop:
-        keep = [k for k in range(len(out)) if k not in drop]
-        out, conf, rows = [out[k] for k in keep], [conf[k] for k in keep], [rows[k] for k in keep]
-    return out, conf, rows, mended
+    return out, conf, rows, drop, mended
 
 
 def _mend(

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -417,10 +418,9 @@ class PagePipeline:
         end or a piece's start a short measure passes on one staff alone) is read again
         on that staff as a full one."""
         time_kind = self.grammar.kinds("time")
-        starts = list(times)
+        times += [None] * (len(ids) - len(times))
+        starts = list(times)  # in force where this system starts
         for s, staff_ids in enumerate(ids):
-            times += [None] * (s + 1 - len(times))
-            starts += [None] * (s + 1 - len(starts))
             ids[s], confs[s], rows[s] = mend_staff(
                 staff_ids,
                 confs[s],
@@ -454,19 +454,16 @@ class PagePipeline:
 
     def _mend_ties_across(self, fitted: list[tuple]) -> None:
         """Mend, in place, each tie from a staff's last note in one system to its first in
-        the next (:func:`mend_ties_across`), where the two systems have as many staves."""
-        run: list[int] = []
-        for i in range(len(fitted) + 1):
-            if run and (i == len(fitted) or len(fitted[i][1]) != len(fitted[run[0]][1])):
-                for s in range(len(fitted[run[0]][1])):
-                    lines = [(fitted[k][1][s], fitted[k][2][s], fitted[k][3][s]) for k in run]
-                    mended, count = mend_ties_across(lines, self.vocab)
-                    if count:
-                        for k, (ids, confs, rows) in zip(run, mended, strict=True):
-                            fitted[k][1][s], fitted[k][2][s], fitted[k][3][s] = ids, confs, rows
-                run = []
-            if i < len(fitted):
-                run.append(i)
+        the next (:func:`mend_ties_across`), along each run of systems with as many
+        staves. ``fitted`` holds each system's (boxes, ids, confs, rows, rereads)."""
+        for _, run in groupby(fitted, key=lambda system: len(system[1])):
+            systems = list(run)
+            for s in range(len(systems[0][1])):
+                lines = [(ids[s], confs[s], rows[s]) for _, ids, confs, rows, _ in systems]
+                mended, count = mend_ties_across(lines, self.vocab)
+                if count:
+                    for (_, ids, confs, rows, _), line in zip(systems, mended, strict=True):
+                        ids[s], confs[s], rows[s] = line
 
     def read_page(
         self,
@@ -618,9 +615,9 @@ def short_measures(staves: list[list[str]], times: list[str | None]) -> list[set
             if lengths[s] == bar:
                 full = bar
         if full is not None:
-            out_of = [s for s, length in lengths.items() if length < full]
-            for s in out_of:
-                out[s].add(k)
+            for s, length in lengths.items():
+                if length < full:
+                    out[s].add(k)
     return out
 
 

@@ -12,8 +12,8 @@ tuplets fill their brackets) replaces the measure, as long as the line as a whol
 has no more flagged measures than before: a first measure read again may bring a
 different time signature that fits it and overfills every measure after it, and that is
 refused, whereas a new last note whose tie no longer joins the next measure's first
-passes, and the next measure is read again in turn. When
-no reading in the beam passes, the measure is left as it was, flagged for the reviewer.
+passes, and the next measure is read again in turn. When no reading in the beam passes,
+the measure is left as it was, flagged for the reviewer.
 
 A replaced token's confidence is the model's highest probability of it over the columns
 it spans, as for any CTC reading, so a value the grammar forced on an unsure model shows

@@ -243,7 +243,7 @@ def _line_shifts(lines: np.ndarray, ys: list[float], r: int, space: float) -> np
     offsets = np.arange(-reach, reach + 1)
     score = np.zeros((offsets.size, n), np.float32)
     for y in ys:
-        at = np.round(y).astype(int) - top + offsets
+        at = round(y) - top + offsets
         score += thick[at]
     best = int(np.argmax(score.max(axis=0)))
     chosen = np.zeros(n, np.int64)

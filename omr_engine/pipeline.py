@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import groupby
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .inference.clefs import share_clefs
 from .inference.decoding import Columns, Result
 from .inference.durations import repair_durations
 from .inference.measures import (
@@ -34,7 +35,7 @@ from .inference.measures import (
 )
 from .inference.meter import beat_votes, choose_time, measure_lengths, share_time_signatures
 from .inference.reread import reread_measures
-from .inference.ties import mend_ties, mend_ties_across
+from .inference.ties import Line, mend_ties, mend_ties_across
 from .inference.tuplets import mend_tuplets
 from .layout import (
     LayoutCrop,
@@ -452,18 +453,20 @@ class PagePipeline:
                 )
                 ids[s], confs[s], rows[s], _ = mend_ties(ids[s], confs[s], rows[s], self.vocab)
 
-    def _mend_ties_across(self, fitted: list[tuple]) -> None:
-        """Mend, in place, each tie from a staff's last note in one system to its first in
-        the next (:func:`mend_ties_across`), along each run of systems with as many
-        staves. ``fitted`` holds each system's (boxes, ids, confs, rows, rereads)."""
+    def _along_staves(
+        self, fitted: list[tuple], mend: Callable[[list[Line], Vocabulary], tuple[list[Line], int]]
+    ) -> None:
+        """Apply ``mend`` in place to each staff's lines, system after system, along each
+        run of systems with as many staves: ties from one system into the next
+        (:func:`mend_ties_across`), the clefs that open them (:func:`share_clefs`).
+        ``fitted`` holds each system's (boxes, ids, confs, rows, rereads)."""
         for _, run in groupby(fitted, key=lambda system: len(system[1])):
             systems = list(run)
             for s in range(len(systems[0][1])):
                 lines = [(ids[s], confs[s], rows[s]) for _, ids, confs, rows, _ in systems]
-                mended, count = mend_ties_across(lines, self.vocab)
-                if count:
-                    for (_, ids, confs, rows, _), line in zip(systems, mended, strict=True):
-                        ids[s], confs[s], rows[s] = line
+                mended, _ = mend(lines, self.vocab)
+                for (_, ids, confs, rows, _), line in zip(systems, mended, strict=True):
+                    ids[s], confs[s], rows[s] = line
 
     def read_page(
         self,
@@ -542,7 +545,9 @@ class PagePipeline:
         if unit == "staff" and self.mend_durations:
             for i, (_, ids, confs, rows, rereads) in enumerate(fitted):
                 self._mend_system(ids, confs, rows, times, first_measure == 0 and i == 0, rereads)
-            self._mend_ties_across(fitted)
+        self._along_staves(fitted, share_clefs)
+        if unit == "staff" and self.mend_durations:
+            self._along_staves(fitted, mend_ties_across)
         for i, (system, (boxes, ids, confs, _, _)) in enumerate(zip(systems, fitted, strict=True)):
             tokens, conf = merge_staves([self.vocab.decode(x) for x in ids], self.vocab, confs)
             if i == 0:

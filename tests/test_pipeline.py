@@ -387,6 +387,41 @@ def test_a_measure_still_flagged_is_read_again_from_the_models_columns():
     assert tokens_by_measure(reread.score) == tokens_by_measure(source)
 
 
+class AltoReadLow(TrueTokens):
+    """As TrueTokens, but the second system's alto staff read with an octave treble clef
+    (``G2-8vb``), every note an octave low, as a blot under the clef makes the model do."""
+
+    def recognize(self, images, grammar_factory=None, beam=1, token_logp=False):
+        vocab = default_vocabulary()
+        first_call = self.calls
+        out = super().recognize(images, grammar_factory, beam, token_logp)
+        for k, result in enumerate(out):
+            if first_call + k != 5:  # system 2, staff 2
+                continue
+            ids = []
+            for t in result.ids:
+                info = vocab.info(t)
+                if info.kind == "clef":
+                    t = vocab.id("<clef:G2-8vb>")
+                elif info.kind == "note":
+                    low = dataclasses.replace(info.pitch, octave=info.pitch.octave - 1)
+                    t = vocab.id(f"<note:{low.name}-{info.duration.name}>")
+                ids.append(t)
+            out[k] = Result(ids, [0.9] * len(ids))
+        return out
+
+
+def test_systems_that_disagree_on_a_staffs_octave_clef_are_marked_for_a_look():
+    true = transcribe([sample_page()], PagePipeline(recognizer=TrueTokens()))
+    low = transcribe([sample_page()], PagePipeline(recognizer=AltoReadLow()))
+    # two systems, one reading each clef: nothing says which is right, so nothing changes,
+    # but the measures where the two clefs stand are marked
+    system_starts = [low.score.measures[a].id for a in SYSTEM_STARTS[:2]]
+    assert all(low.confidences[m] <= 0.5 < true.confidences[m] for m in system_starts)
+    others = [m.id for m in low.score.measures if m.id not in system_starts]
+    assert all(low.confidences[m] == true.confidences[m] for m in others)
+
+
 class MisreadTime(TrueTokens):
     """As TrueTokens, but the time signature (C) read as 6/8 on the first three staves."""
 

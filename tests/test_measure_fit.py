@@ -221,8 +221,11 @@ def test_systems_whose_staves_read_the_same_barlines_are_joined():
     assert join_read_systems(choir, [[bars] * 3, [bars] * 3], 10.0) == [[0], [1]]
     split = [[staff(0), staff(60)], [staff(120)], [staff(180), staff(240), staff(300)]]
     assert join_read_systems(split, [[bars] * 2, [bars], [bars] * 3], 10.0) == [[0, 1], [2]]
-    # No system of several staves on the page: no gap to judge by.
-    assert join_read_systems([[staff(0)], [staff(60)]], [[bars], [bars]], 10.0) == [[0], [1]]
+    # No system of several staves on the page: a grand staff's staves stand 5 to 6.5
+    # spaces apart, a one-staff part's lines 8 or more.
+    assert join_read_systems([[staff(0)], [staff(90)]], [[bars], [bars]], 10.0) == [[0, 1]]
+    assert join_read_systems([[staff(0)], [staff(120)]], [[bars], [bars]], 10.0) == [[0], [1]]
+    assert join_read_systems([[staff(0)], [staff(90)]], other[1:3], 10.0) == [[0], [1]]
 
 
 def test_merged_systems_keep_every_staff_and_each_barline_once():

@@ -38,6 +38,7 @@ __all__ = [
 DISAGREEMENT_CONFIDENCE = 0.5
 BARLINE = "<barline>"
 _READ_TOLERANCE = 2.0  # staff spaces between barline positions read as the same
+_LONE_GAP = 7.0  # staff spaces between one-staff systems that may be one system
 _CLOSING = 3.0  # staff spaces before a system's end where a barline read is its closing one
 
 
@@ -213,16 +214,22 @@ def join_read_systems(
     and at most one of either finds no partner (the model
     misses a barline now and then; systems that merely share a layout have several alone).
     Two systems of as many staves as each other, two or more, stay apart: an ensemble
-    score's systems, whose measures may well line up.
+    score's systems, whose measures may well line up. On a page where no system has
+    several staves (a piano piece whose every brace wore away) the gap allowed is
+    ``_LONE_GAP`` staff spaces: a grand staff's two staves stand 5 (LilyPond) to 6.5
+    (MuseScore) spaces apart, the lines of a one-staff part 8 or more.
     """
     inner = [b[1] - a[3] for sys in staves for a, b in zip(sys, sys[1:], strict=False)]
     groups = [[i] for i in range(len(staves))]
-    if not inner or len(staves) < 2:
+    if len(staves) < 2:
         return groups
-    # the widest ordinary gap: one far beyond the rest (a staff set apart from its
-    # system, as a LilyPond madrigal's first system has, 6.6 times the others) is not one
-    typical = float(np.median(inner))
-    widest = 1.15 * max(g for g in inner if g <= 2.0 * typical)
+    if inner:
+        # the widest ordinary gap: one far beyond the rest (a staff set apart from its
+        # system, as a LilyPond madrigal's first system has, 6.6 times the others) is not
+        typical = float(np.median(inner))
+        widest = 1.15 * max(g for g in inner if g <= 2.0 * typical)
+    else:
+        widest = _LONE_GAP * space
 
     out = [groups[0]]
     for i in range(1, len(staves)):

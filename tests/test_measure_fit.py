@@ -219,6 +219,11 @@ def test_systems_whose_staves_read_the_same_barlines_are_joined():
     # Two systems of three staves each, measures lined up: an ensemble's two systems.
     choir = [[staff(0), staff(60), staff(120)], [staff(190), staff(250), staff(310)]]
     assert join_read_systems(choir, [[bars] * 3, [bars] * 3], 10.0) == [[0], [1]]
+    # ... but two of two staves, where another system has four, are a system split in half
+    halves = [choir[0] + [staff(180)], [staff(290), staff(350)], [staff(410), staff(470)]]
+    read = [[bars] * 4, [bars] * 2, [bars] * 2]
+    assert join_read_systems(halves, read, 10.0) == [[0], [1, 2]]
+    assert join_read_systems(halves[1:], read[1:], 10.0) == [[0], [1]]
     split = [[staff(0), staff(60)], [staff(120)], [staff(180), staff(240), staff(300)]]
     assert join_read_systems(split, [[bars] * 2, [bars], [bars] * 3], 10.0) == [[0, 1], [2]]
     # No system of several staves on the page: a grand staff's staves stand 5 to 6.5

@@ -214,7 +214,9 @@ def join_read_systems(
     and at most one of either finds no partner (the model
     misses a barline now and then; systems that merely share a layout have several alone).
     Two systems of as many staves as each other, two or more, stay apart: an ensemble
-    score's systems, whose measures may well line up. On a page where no system has
+    score's systems, whose measures may well line up; unless another system on the page
+    has as many staves as the two together (a chorale's system of four staves that the
+    layout found as two of two). On a page where no system has
     several staves (a piano piece whose every brace wore away) the gap allowed is
     ``_LONE_GAP`` staff spaces: a grand staff's two staves stand 5 (LilyPond) to 6.5
     (MuseScore) spaces apart, the lines of a one-staff part 8 or more.
@@ -241,7 +243,10 @@ def join_read_systems(
         b = [x for x in _read_on_most(staff_barlines[i], space) if lo <= x <= hi]
         matches = sum(any(abs(x - y) <= _READ_TOLERANCE * space for y in b) for x in a)
         group = sum(len(staves[k]) for k in out[-1])
-        alike = group == len(staves[i]) >= 2  # two whole systems of one ensemble score
+        # two whole systems of one ensemble score, unless another system on the page has
+        # the staves of both (a system that split in half)
+        others = {len(s) for k, s in enumerate(staves) if k != i and k not in out[-1]}
+        alike = group == len(staves[i]) >= 2 and group + len(staves[i]) not in others
         if gap <= widest and matches >= 2 and max(len(a), len(b)) - matches <= 1 and not alike:
             out[-1].append(i)
         else:

@@ -679,3 +679,41 @@ def test_a_checkpoint_of_a_shorter_vocabulary_keeps_every_token_it_knew():
         hi, _ = after.ctc(*after.encoder(pixels, widths))
     torch.testing.assert_close(hi[..., : len(old)], lo[..., :-1])  # old tokens score as before
     torch.testing.assert_close(hi[..., -1], lo[..., -1])  # and so does the blank
+
+
+# ---- averaging checkpoints ---------------------------------------------------------------
+
+
+def test_averaged_checkpoints_hold_the_mean_of_each_weight_and_load_as_a_model(tmp_path):
+    from omr_engine.model.soup import average_checkpoints, save_average
+    from omr_engine.model.train import model_from_checkpoint
+
+    paths = []
+    for seed in (0, 1, 2):
+        model = tiny_model(seed)
+        path = tmp_path / f"run{seed}.pt"
+        torch.save({"model": model.state_dict(), "model_config": model.cfg.to_dict()}, path)
+        paths.append(path)
+    states = [torch.load(p, weights_only=False)["model"] for p in paths]
+    out = save_average(paths, tmp_path / "soup.pt")
+    soup = torch.load(out, weights_only=False)
+    name = next(
+        k
+        for k, v in states[0].items()
+        if v.is_floating_point() and not torch.equal(v, states[1][k])
+    )
+    assert torch.allclose(soup["model"][name], sum(s[name] for s in states) / 3)
+    assert not torch.equal(soup["model"][name], states[0][name])
+    model = model_from_checkpoint(out).eval()
+    pixels, widths, tokens = random_batch(model.cfg)
+    assert torch.isfinite(model(pixels, widths, tokens).logits).all()
+    # nothing overwritten; one architecture only; two checkpoints at least
+    with pytest.raises(FileExistsError):
+        save_average(paths, out)
+    other = tmp_path / "other.pt"
+    wide = tiny_model(0, ctc_upsample=2)
+    torch.save({"model": wide.state_dict(), "model_config": wide.cfg.to_dict()}, other)
+    with pytest.raises(ValueError, match="another architecture"):
+        average_checkpoints([paths[0], other])
+    with pytest.raises(ValueError, match="two checkpoints"):
+        average_checkpoints(paths[:1])

@@ -1,4 +1,5 @@
-"""`deepmusic-ocr train` and `deepmusic-ocr export`: train on a synth dataset, ship to ONNX.
+"""`deepmusic-ocr train`, `export` and `average`: train on a synth dataset, ship to ONNX,
+average runs of one model.
 
 Registering the verbs imports nothing heavy; torch is imported when a verb runs.
 """
@@ -145,6 +146,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "at 2.5)",
     )
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "average",
+        help="average checkpoints of one model weight by weight (a model soup)",
+    )
+    p.add_argument("checkpoints", type=Path, nargs="+", help="two or more checkpoints")
+    p.add_argument("--out", type=Path, required=True, help="the averaged checkpoint (new file)")
+    p.set_defaults(func=cmd_average)
 
 
 def _with_classes(dataset, table):
@@ -298,4 +307,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     config["data"]["margin_spaces"] = args.margin_spaces
     config_path.write_text(json.dumps(config, indent=1))
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_average(args: argparse.Namespace) -> int:
+    from omr_engine.cli import EXIT_EXISTS, CommandError
+    from omr_engine.model.soup import save_average
+
+    for path in args.checkpoints:
+        if not path.exists():
+            raise CommandError(f"{path}: no such checkpoint")
+    try:
+        out = save_average(args.checkpoints, args.out)
+    except FileExistsError as exc:
+        raise CommandError(str(exc), EXIT_EXISTS) from exc
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 - a file torch cannot read: one line, not a traceback
+        raise CommandError(f"cannot read a checkpoint: {exc}") from exc
+    print(f"wrote {out} (the mean of {len(args.checkpoints)} checkpoints)")
     return 0

@@ -542,11 +542,14 @@ class PagePipeline:
             self._fit_meter(
                 [(ids, confs) for _, ids, confs, _, _ in fitted], piece_start=first_measure == 0
             )
-        if unit == "staff" and self.mend_durations:
+        mend = unit == "staff" and self.mend_durations
+        if mend:
             for i, (_, ids, confs, rows, rereads) in enumerate(fitted):
                 self._mend_system(ids, confs, rows, times, first_measure == 0 and i == 0, rereads)
+        # clefs after the re-reads (which decode the columns again under the clef read) and
+        # before the ties across systems (which compare pitches under the clef shared)
         self._along_staves(fitted, share_clefs)
-        if unit == "staff" and self.mend_durations:
+        if mend:
             self._along_staves(fitted, mend_ties_across)
         for i, (system, (boxes, ids, confs, _, _)) in enumerate(zip(systems, fitted, strict=True)):
             tokens, conf = merge_staves([self.vocab.decode(x) for x in ids], self.vocab, confs)

@@ -89,8 +89,7 @@ def _unchanged_runs(lines: Sequence[Line], vocab: Vocabulary) -> list[list[tuple
     changes: a clef read after a line's first note or rest ends the run after that line."""
     runs: list[list[tuple[int, int]]] = [[]]
     for i, (ids, _, _) in enumerate(lines):
-        opening, later = None, False
-        music = False
+        opening, music, later = None, False, False
         for k, t in enumerate(ids):
             kind = vocab.info(t).kind
             if kind in ("note", "rest", "mrest", "multirest"):

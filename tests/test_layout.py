@@ -633,3 +633,65 @@ def test_a_system_whose_joining_lines_wore_away_is_joined_again_by_its_barlines(
     # Without the join the worn system falls apart.
     monkeypatch.setattr(analyze_module, "join_split_systems", lambda ink, systems, *a: systems)
     assert [len(s.staves) for s in analyze_page(worn).systems] == [2, 2, 4]
+
+
+# --- Staves whose lines the scan lost ------------------------------------------------------
+
+
+def _lose_lines(image: np.ndarray) -> np.ndarray:
+    """A pale copy through a hard threshold: ink thinned by 0.6 pixels, then Otsu. The
+    staff lines go (at most a stretch of one of them survives), while noteheads, stems,
+    beams and barlines stay, each stem with a bump where a line crossed it."""
+    from omr_engine.synth.degrade import Degradation, apply
+
+    out, _ = apply(image, Degradation(ink_spread=-0.6, binarize="otsu"), 1)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "degrees"),
+    [
+        ("chorale_300dpi", 0.0),
+        ("melody_300dpi", 0.0),
+        ("piano_300dpi", 0.0),
+        ("melody_300dpi", 3.0),
+    ],
+)
+def test_staves_whose_lines_the_scan_lost_are_found_from_the_bumps_on_their_stems(
+    name: str, degrees: float, cases: dict[str, Case]
+) -> None:
+    from omr_engine.layout.ink import binarize, estimate_staff_metrics
+    from omr_engine.layout.staves import find_staves
+
+    lost = _lose_lines(cases[name].image)
+    ink, _ = binarize(lost)
+    assert len(find_staves(ink, estimate_staff_metrics(ink))) <= 1  # the lines are gone
+    if degrees:
+        lost = _pad_and_rotate(lost, degrees)
+    layout = analyze_page(lost)
+    truth = cases[name].truth
+    assert [(len(s.staves), len(s.measure_boxes)) for s in layout.systems] == [
+        (t.staves, len(t.measure_ends)) for t in truth
+    ]
+    if not degrees:
+        found = np.array([s.line_ys for s in layout.staves])
+        expected = np.array([ys for t in truth for ys in t.line_ys])
+        assert np.abs(found - expected).max() < 0.15 * layout.staff_space
+
+
+def test_the_back_of_the_sheet_showing_through_pale_is_not_taken_for_staves(
+    cases: dict[str, Case], monkeypatch
+) -> None:
+    import omr_engine.layout.lost_lines as lost_lines
+
+    # The melody fills the top of its page; in the empty lower half the back of the sheet
+    # (a chorale, mirrored, its lines lost) shows through at 30% of the ink's darkness.
+    page = cases["melody_300dpi"].image.astype(np.float32)
+    back = cv2.flip(_lose_lines(cases["chorale_300dpi"].image), 1).astype(np.float32)
+    half = page.shape[0] // 2
+    page[half:] = np.minimum(page[half:], 255 - 0.3 * (255 - back[half:]))
+    page = page.astype(np.uint8)
+    assert [len(s.staves) for s in analyze_page(page).systems] == [1, 1, 1, 1]
+    # Without the check for pale ink the mirrored chorale's stems make a staff.
+    monkeypatch.setattr(lost_lines, "_drop_pale", lambda gray, ink, staves, known: staves)
+    assert len(analyze_page(page).staves) > 4

@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .ink import binarize, estimate_staff_metrics, flatten_background
+from .ink import StaffMetrics, binarize, estimate_staff_metrics, flatten_background
+from .lost_lines import find_lost_staves
 from .skew import estimate_skew, rotate
 from .staves import find_staves, line_mask
 from .structures import Box, NoStavesError, PageLayout, Staff, System
@@ -40,6 +41,38 @@ def analyze_page(image: np.ndarray) -> PageLayout:
     # Fine scans are analysed at a reduced size (a staff space of 14-27 pixels is plenty);
     # the result is scaled back, and crops are always cut from the full image.
     factor = max(1, round(metrics.space / _WORK_SPACE))
+    found = _find_staves(image, ink, threshold, metrics, factor)
+    if found is None and factor > 1:
+        # No staff line was found: the space came from something else (the run lengths of
+        # a page whose lines the scan lost), so the page is searched at its own size.
+        factor = 1
+        found = _find_staves(image, ink, threshold, metrics, factor)
+    if found is None:
+        raise NoStavesError("no staff lines found on the page")
+    ink, metrics, skew, masks, staves = found
+    systems = [
+        build_system(ink, group, metrics, masks[1]) for group in group_staves(ink, staves, metrics)
+    ]
+    systems = join_split_systems(ink, systems, metrics, masks[1])
+    if factor > 1:
+        systems = [_scaled_system(s, factor) for s in systems]
+    all_staves = [staff for system in systems for staff in system.staves]
+    return PageLayout(
+        systems=systems,
+        skew_degrees=skew,
+        staff_space=float(np.median([s.space for s in all_staves])),
+        line_thickness=metrics.line_thickness * factor,
+        image_shape=(int(image.shape[0]), int(image.shape[1])),
+        staves=all_staves,
+    )
+
+
+def _find_staves(
+    image: np.ndarray, ink: np.ndarray, threshold: float, metrics: StaffMetrics, factor: int
+) -> tuple[np.ndarray, StaffMetrics, float, tuple[np.ndarray, np.ndarray], list[Staff]] | None:
+    """The page (``image``, its ink mask ``ink``) reduced ``factor`` times and deskewed:
+    its ink, metrics, skew, line masks and staves (those whose lines are lost included),
+    or None when it has none."""
     work = image
     if factor > 1:
         h, w = image.shape
@@ -59,6 +92,7 @@ def analyze_page(image: np.ndarray) -> PageLayout:
         skew = 0.0
     masks = line_mask(ink, metrics)
     staves = find_staves(ink, metrics, masks)
+    dashed: list[Staff] = []
     if not staves:
         # Thin grey staff lines that the threshold broke into dashes: with each pixel
         # taking the darkest grey within 0.3 staff spaces along its row, the gaps close
@@ -66,24 +100,34 @@ def analyze_page(image: np.ndarray) -> PageLayout:
         k = max(3, round(0.6 * metrics.space))
         line_ink, _ = binarize(cv2.erode(work, np.ones((1, k), np.uint8)), threshold)
         masks = line_mask(line_ink, metrics)
-        staves = find_staves(line_ink, metrics, masks)
+        dashed = find_staves(line_ink, metrics, masks)
+    if not staves and not dashed and factor > 1:
+        return None  # the space that chose the factor was not a staff's: see analyze_page
+    size = float(np.median([s.space for s in staves])) if staves else metrics.space
+    lost = find_lost_staves(ink, size, staves, work)
+    if not staves and lost:
+        # The run lengths measured something else; the bumps measured the staff space.
+        metrics = StaffMetrics(metrics.line_thickness, float(np.median([s.space for s in lost])))
+    staves = sorted([*staves, *_unite(dashed, lost)], key=lambda s: s.top)
     if not staves:
-        raise NoStavesError("no staff lines found on the page")
-    systems = [
-        build_system(ink, group, metrics, masks[1]) for group in group_staves(ink, staves, metrics)
-    ]
-    systems = join_split_systems(ink, systems, metrics, masks[1])
-    if factor > 1:
-        systems = [_scaled_system(s, factor) for s in systems]
-    all_staves = [staff for system in systems for staff in system.staves]
-    return PageLayout(
-        systems=systems,
-        skew_degrees=skew,
-        staff_space=float(np.median([s.space for s in all_staves])),
-        line_thickness=metrics.line_thickness * factor,
-        image_shape=(int(image.shape[0]), int(image.shape[1])),
-        staves=all_staves,
-    )
+        return None
+    return ink, metrics, skew, masks, staves
+
+
+def _unite(dashed: list[Staff], lost: list[Staff]) -> list[Staff]:
+    """Staves found from dashed lines and from lost lines, where they overlap the one
+    that runs longer (either search can take beams or ledger lines for a staff, but
+    only over a stretch of the page)."""
+    out = list(dashed)
+    for staff in lost:
+        clash = [
+            s
+            for s in out
+            if s.top - staff.space < staff.bottom and staff.top - staff.space < s.bottom
+        ]
+        if all(staff.x1 - staff.x0 > s.x1 - s.x0 for s in clash):
+            out = [s for s in out if s not in clash] + [staff]
+    return sorted(out, key=lambda s: s.top)
 
 
 def _scaled_system(system: System, f: int) -> System:

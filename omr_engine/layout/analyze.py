@@ -15,6 +15,7 @@ from .systems import build_system, group_staves, join_split_systems
 __all__ = ["analyze_page", "page_has_staves"]
 
 _MIN_SKEW = 0.02  # degrees; below this a line drifts under a pixel across an A4 page
+_WHOLE = 0.6  # share of the print's width below which a staff may be a part of one
 _WORK_SPACE = 18.0  # pixels: pages with a larger staff space are analysed reduced
 
 
@@ -104,21 +105,37 @@ def _find_staves(
     if not staves and not dashed and factor > 1:
         return None  # the space that chose the factor was not a staff's: see analyze_page
     size = float(np.median([s.space for s in staves])) if staves else metrics.space
-    lost = find_lost_staves(ink, size, staves, work)
+    # A staff whose lines survived only in part is found only that long; the search for
+    # lost lines may find all of it.
+    width = _ink_width(ink)
+    whole = [s for s in staves if s.x1 - s.x0 >= _WHOLE * width]
+    lost = find_lost_staves(ink, size, whole, work)
     if not staves and lost:
         # The run lengths measured something else; the bumps measured the staff space.
         metrics = StaffMetrics(metrics.line_thickness, float(np.median([s.space for s in lost])))
-    staves = sorted([*staves, *_unite(dashed, lost)], key=lambda s: s.top)
+    staves = _unite([*staves, *dashed], lost)
     if not staves:
         return None
     return ink, metrics, skew, masks, staves
 
 
-def _unite(dashed: list[Staff], lost: list[Staff]) -> list[Staff]:
-    """Staves found from dashed lines and from lost lines, where they overlap the one
-    that runs longer (either search can take beams or ledger lines for a staff, but
-    only over a stretch of the page)."""
-    out = list(dashed)
+def _ink_width(ink: np.ndarray) -> float:
+    """How wide the page's print is: between the columns that leave 1% of its ink to
+    either side (specks of noise at the paper's edges do not count)."""
+    columns = cv2.reduce(ink, 0, cv2.REDUCE_SUM, dtype=cv2.CV_64F).ravel()
+    total = columns.sum()
+    if total <= 0:
+        return 0.0
+    cumulative = np.cumsum(columns) / total
+    return float(np.searchsorted(cumulative, 0.99) - np.searchsorted(cumulative, 0.01))
+
+
+def _unite(found: list[Staff], lost: list[Staff]) -> list[Staff]:
+    """Staves found from their lines (or dashes) and from lost lines, where they overlap
+    the one that runs longer (lines that survived in part give part of a staff; the
+    dashes and the lost-line search can take beams or ledger lines for a staff, but only
+    over a stretch of the page)."""
+    out = list(found)
     for staff in lost:
         clash = [
             s

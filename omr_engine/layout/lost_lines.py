@@ -44,6 +44,7 @@ _MIN_CHAIN = 3  # lines with bumps a path needs before it is completed to a staf
 _CLEAR = 2.0  # staff spaces: a staff found here keeps this far from a staff found from its lines
 _BRIDGE = 4.0  # staff spaces: gaps in a staff's ink this long do not end it
 _MIN_LENGTH = 6.0  # staff spaces: the shortest staff
+_SPECK, _SPECK_SPACES = 12, 0.05  # pixels, square spaces: ink smaller than both is a speck
 _FIRST_GUESS = 10.0  # pixels: the staff space the strokes are first looked for at
 _MIN_SPACE, _MAX_SPACE = 6, 60  # pixels: staff spaces tried (the page is analysed reduced)
 _TRIES = 4  # distances between bumps tried as the staff space
@@ -381,11 +382,16 @@ def _extent(
     strokes: list[tuple[int, int, int, int]],
 ) -> tuple[float, float] | None:
     """Where the staff starts and ends: from its first to its last stretch of ink between
-    its outer lines (stretches shorter than a space are specks; gaps up to ``_BRIDGE``
-    spaces are bridged), started at the system's opening line when one stands there with
+    its outer lines (specks of noise left out, and stretches shorter than a space; gaps
+    up to ``_BRIDGE`` spaces bridged), started at the system's opening line when one stands there with
     ink before it (a part's name)."""
     lo, hi = max(0, int(round(top))), min(ink.shape[0], int(round(bottom)) + 1)
-    inked = _close_1d(np.count_nonzero(ink[lo:hi], axis=0) >= 2, max(3, round(_BRIDGE * space)))
+    band = ink[lo:hi]
+    # Specks of noise, which a scan's paper is strewn with, are not the staff's ink.
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(band, connectivity=8)
+    big = np.zeros(n, bool)
+    big[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(_SPECK, _SPECK_SPACES * space * space)
+    inked = _close_1d(big[labels].any(axis=0), max(3, round(_BRIDGE * space)))
     runs = [(a, b) for a, b in _runs(inked) if b - a >= space]
     if not runs:
         return None

@@ -695,3 +695,20 @@ def test_the_back_of_the_sheet_showing_through_pale_is_not_taken_for_staves(
     # Without the check for pale ink the mirrored chorale's stems make a staff.
     monkeypatch.setattr(lost_lines, "_drop_pale", lambda gray, ink, staves, known: staves)
     assert len(analyze_page(page).staves) > 4
+
+
+def test_crops_of_a_staff_whose_lines_were_lost_have_them_drawn_back_in(
+    cases: dict[str, Case], layouts: dict[str, PageLayout]
+) -> None:
+    lost = _lose_lines(cases["melody_300dpi"].image)
+    layout = analyze_page(lost)
+    assert all(s.lines_lost for s in layout.staves)
+    crop = staff_crop(lost, layout, 1, 0, 3.5)
+    staff = layout.systems[1].staves[0]
+    x0, x1 = (staff.x0 - crop.box[0]) * crop.scale, (staff.x1 - crop.box[0]) * crop.scale
+    assert _dark_rows(crop.image, crop.line_ys[0], x0, x1)
+    assert not _dark_rows(
+        lost[int(crop.box[1]) : int(crop.box[3]), int(crop.box[0]) :], crop.line_ys[0], x0, x1
+    )
+    # Staves found from their lines are cut as printed.
+    assert not any(s.lines_lost for name in ALL_CASES for s in layouts[name].staves)

@@ -165,6 +165,7 @@ def _scaled_system(system: System, f: int) -> System:
             x0=x(s.x0),
             x1=x(s.x1),
             space=s.space * f,
+            lines_lost=s.lines_lost,
         )
         for s in system.staves
     ]

@@ -189,6 +189,7 @@ def _staves_at(ink: np.ndarray, space: float, known: list[Staff]) -> tuple[list[
                 x0=extent[0],
                 x1=extent[1],
                 space=(bottom - top) / (_LINES - 1),
+                lines_lost=True,
             )
         )
     return sorted(staves, key=lambda s: s.top), explained

@@ -28,7 +28,9 @@ class Staff:
 
     ``line_ys`` are the centres of the five lines, top to bottom; ``top`` and ``bottom`` are
     the first and last of them. ``x0``/``x1`` are where the lines start and end. ``space``
-    is the distance between adjacent line centres (one staff space).
+    is the distance between adjacent line centres (one staff space). ``lines_lost`` marks
+    a staff whose lines the scan lost, found from what they left on the stems
+    (``lost_lines.py``); crops draw its lines back in.
     """
 
     top: float
@@ -37,6 +39,7 @@ class Staff:
     x0: float
     x1: float
     space: float
+    lines_lost: bool = False
 
     @property
     def box(self) -> Box:

@@ -712,3 +712,19 @@ def test_crops_of_a_staff_whose_lines_were_lost_have_them_drawn_back_in(
     )
     # Staves found from their lines are cut as printed.
     assert not any(s.lines_lost for name in ALL_CASES for s in layouts[name].staves)
+
+
+def test_a_staff_found_in_part_from_its_lines_gives_way_only_to_a_much_longer_one() -> None:
+    from omr_engine.layout.analyze import _unite
+    from omr_engine.layout.structures import Staff
+
+    def staff(top: float, x0: float, x1: float, lost: bool = False) -> Staff:
+        ys = tuple(top + 20.0 * i for i in range(5))
+        return Staff(ys[0], ys[-1], ys, x0, x1, 20.0, lines_lost=lost)
+
+    part = staff(100, 1500, 2400)  # the lines survived on the right only
+    whole = staff(101, 400, 2400, lost=True)
+    named = staff(300, 200, 2400, lost=True)  # runs on over the part's name
+    printed = staff(301, 300, 2400)
+    found = _unite([part, printed], [whole, named])
+    assert found == [whole, printed]

@@ -16,6 +16,8 @@ __all__ = ["analyze_page", "page_has_staves"]
 
 _MIN_SKEW = 0.02  # degrees; below this a line drifts under a pixel across an A4 page
 _WHOLE = 0.6  # share of the print's width below which a staff may be a part of one
+_SIZED = 0.15  # share of the print's width a staff found in part needs to tell the size
+_LONGER = 1.5  # how much longer a less trusted staff must run to replace one it overlaps
 _WORK_SPACE = 18.0  # pixels: pages with a larger staff space are analysed reduced
 
 
@@ -93,27 +95,31 @@ def _find_staves(
         skew = 0.0
     masks = line_mask(ink, metrics)
     staves = find_staves(ink, metrics, masks)
+    # A staff whose lines survived only in part is found only that long; the dashes and
+    # the search for lost lines may find all of it.
+    width = _ink_width(ink)
+    whole = [s for s in staves if s.x1 - s.x0 >= _WHOLE * width]
     dashed: list[Staff] = []
-    if not staves:
+    if not whole:
         # Thin grey staff lines that the threshold broke into dashes: with each pixel
         # taking the darkest grey within 0.3 staff spaces along its row, the gaps close
         # and the dashes are a line again (text and noise stay short or thick).
         k = max(3, round(0.6 * metrics.space))
         line_ink, _ = binarize(cv2.erode(work, np.ones((1, k), np.uint8)), threshold)
-        masks = line_mask(line_ink, metrics)
-        dashed = find_staves(line_ink, metrics, masks)
+        dash_masks = line_mask(line_ink, metrics)
+        dashed = find_staves(line_ink, metrics, dash_masks)
+        if not staves:
+            masks = dash_masks
     if not staves and not dashed and factor > 1:
         return None  # the space that chose the factor was not a staff's: see analyze_page
     size = float(np.median([s.space for s in staves])) if staves else metrics.space
-    # A staff whose lines survived only in part is found only that long; the search for
-    # lost lines may find all of it.
-    width = _ink_width(ink)
-    whole = [s for s in staves if s.x1 - s.x0 >= _WHOLE * width]
-    lost = find_lost_staves(ink, size, whole, work)
+    # Staves found in part tell the staff size, unless so short they may be a beam's edges.
+    sized = [s for s in [*staves, *dashed] if s.x1 - s.x0 >= _SIZED * width]
+    lost = find_lost_staves(ink, size, whole, work, sized=sized)
     if not staves and lost:
         # The run lengths measured something else; the bumps measured the staff space.
         metrics = StaffMetrics(metrics.line_thickness, float(np.median([s.space for s in lost])))
-    staves = _unite([*staves, *dashed], lost)
+    staves = _unite(staves, [*dashed, *lost])
     if not staves:
         return None
     return ink, metrics, skew, masks, staves
@@ -130,19 +136,25 @@ def _ink_width(ink: np.ndarray) -> float:
     return float(np.searchsorted(cumulative, 0.99) - np.searchsorted(cumulative, 0.01))
 
 
-def _unite(found: list[Staff], lost: list[Staff]) -> list[Staff]:
-    """Staves found from their lines (or dashes) and from lost lines, where they overlap
-    the one that runs longer (lines that survived in part give part of a staff; the
-    dashes and the lost-line search can take beams or ledger lines for a staff, but only
-    over a stretch of the page)."""
-    out = list(found)
-    for staff in lost:
+def _unite(lined: list[Staff], others: list[Staff]) -> list[Staff]:
+    """Staves found from their lines (``lined``) and from their dashes or lost lines
+    (``others``). Of the others the longest go first, and one that overlaps a staff
+    found so is kept only if it runs on further than that one, and ``_LONGER`` times as
+    far as a staff found from its lines: lines that survived in part give part of a
+    staff, while the dashes and the lost-line search may take beams or ledger lines for a
+    staff, or a part's name for the staff's start."""
+
+    def length(staff: Staff) -> float:
+        return staff.x1 - staff.x0
+
+    out = list(lined)
+    for staff in sorted(others, key=lambda s: -length(s)):
         clash = [
             s
             for s in out
             if s.top - staff.space < staff.bottom and staff.top - staff.space < s.bottom
         ]
-        if all(staff.x1 - staff.x0 > s.x1 - s.x0 for s in clash):
+        if all(length(staff) >= (_LONGER if s in lined else 1.0) * length(s) for s in clash):
             out = [s for s in out if s not in clash] + [staff]
     return sorted(out, key=lambda s: s.top)
 

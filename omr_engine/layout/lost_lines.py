@@ -44,6 +44,7 @@ _MIN_CHAIN = 3  # lines with bumps a path needs before it is completed to a staf
 _CLEAR = 2.0  # staff spaces: a staff found here keeps this far from a staff found from its lines
 _BRIDGE = 4.0  # staff spaces: gaps in a staff's ink this long do not end it
 _MIN_LENGTH = 6.0  # staff spaces: the shortest staff
+_OPENING = 10.0  # staff spaces: the shortest opening line (two staves and a gap)
 _SPECK, _SPECK_SPACES = 12, 0.05  # pixels, square spaces: ink smaller than both is a speck
 _FIRST_GUESS = 10.0  # pixels: the staff space the strokes are first looked for at
 _MIN_SPACE, _MAX_SPACE = 6, 60  # pixels: staff spaces tried (the page is analysed reduced)
@@ -57,18 +58,24 @@ _PALE = 0.5  # share of the way from the page's ink to its paper a staff's ink m
 _NEAR = 4.0  # staff spaces: a stem centred this close to a staff is one of its notes'
 _MIN_STROKES = 8  # stems and barlines away from the staves found that make a search
 _STEMS = 3.0  # a staff space is at least this many stem widths
-_SAME_SIZE = 1.25  # a staff found so is within this factor of the size of the page's others
+_SAME_SIZE = 1.15  # a staff found so is within this factor of the size of the page's others
 
 
 def find_lost_staves(
-    ink: np.ndarray, space: float, known: list[Staff], gray: np.ndarray | None = None
+    ink: np.ndarray,
+    space: float,
+    known: list[Staff],
+    gray: np.ndarray | None = None,
+    sized: list[Staff] | None = None,
 ) -> list[Staff]:
     """Staves (top to bottom) whose lines are missing from the deskewed ink mask ``ink``
     (uint8, 255 = ink), found from the bumps the lines left on stems and barlines.
     ``space`` is a first guess of the staff space, used only where the bumps do not tell
     it; the staves found keep ``_CLEAR`` spaces from those in ``known``. With the page's
     grey image ``gray`` (the ink mask's source), a staff printed much paler than the
-    page's darkest staves is dropped: it is the back of the page showing through.
+    page's darkest staves is dropped: it is the back of the page showing through. The
+    staves found are within ``_SAME_SIZE`` of the size of ``sized`` (by default
+    ``known``): staves found in part from their lines or dashes tell the size well.
 
     The page's run-length estimate of the space is unreliable without lines, so the
     strokes are first looked for at a small scale, which finds stems of any size, and
@@ -85,11 +92,15 @@ def find_lost_staves(
     # A staff space is several stems wide; a page's staves share one size.
     lo = max(_MIN_SPACE, _STEMS * float(np.median([s[2] for s in strokes])))
     hi = _MAX_SPACE
-    if known:
-        size = float(np.median([s.space for s in known]))
+    sized = known if sized is None else sized
+    if sized:
+        size = float(np.median([s.space for s in sized]))
         lo, hi = max(lo, size / _SAME_SIZE), min(hi, size * _SAME_SIZE)
+    candidates = _spaces(gaps, _bar_heights(ink, strokes, guess))
+    if sized:
+        candidates.append(size)
     best: tuple[float, list[Staff]] = (0.0, [])
-    for candidate in _spaces(gaps, _bar_heights(ink, strokes, guess)):
+    for candidate in candidates:
         if not lo <= candidate <= hi:
             continue
         staves, explained = _staves_at(ink, candidate, known)
@@ -399,15 +410,15 @@ def _extent(
     x0, x1 = float(runs[0][0]), float(runs[-1][1] - 1)
     if x1 - x0 < _MIN_LENGTH * space:
         return None
-    # The opening line joins the system's staves, so it runs on past this staff's outer
-    # lines (a barline stops at them).
+    # The opening line joins the system's staves, so it runs on through another staff (a
+    # barline stops at this one's outer lines, a stem is a few spaces long).
     reach = 0.3 * space
     openings = [
         x + (w - 1) / 2.0
         for x, y, w, h in strokes
         if y <= top + reach
         and y + h - 1 >= bottom - reach
-        and (y < top - space or y + h - 1 > bottom + space)
+        and h >= _OPENING * space
         and x0 + space < x < x0 + 0.3 * (x1 - x0)
     ]
     if openings:

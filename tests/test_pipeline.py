@@ -109,6 +109,24 @@ def test_a_page_is_read_into_the_source_measures_with_boxes_and_ids():
     assert set(result.confidences.values()) == {0.9}
 
 
+def test_a_page_whose_staff_lines_a_pale_copy_lost_is_read_into_the_source_measures():
+    from omr_engine.layout.ink import binarize, estimate_staff_metrics
+    from omr_engine.layout.staves import find_staves
+    from omr_engine.synth.degrade import Degradation, apply
+
+    page = sample_page()
+    pale, _ = apply(page.image, Degradation(ink_spread=-0.8, binarize="otsu"), 3)
+    ink, _ = binarize(pale)
+    assert not find_staves(ink, estimate_staff_metrics(ink))  # not a line left
+    events = list(
+        PagePipeline(recognizer=TrueTokens()).read_page(dataclasses.replace(page, image=pale))
+    )
+    result = events[-1]
+    assert isinstance(result, PageResult) and result.score is not None
+    source, _ = read_score(SAMPLES / "bwv66.6.musicxml")
+    assert tokens_by_measure(result.score) == tokens_by_measure(source)
+
+
 def test_a_pages_staves_are_read_in_batches_across_systems():
     one = TrueTokens()
     whole = list(PagePipeline(recognizer=one).read_page(sample_page()))[-1]

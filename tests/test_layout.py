@@ -728,3 +728,20 @@ def test_a_staff_found_in_part_from_its_lines_gives_way_only_to_a_much_longer_on
     printed = staff(301, 300, 2400)
     found = _unite([part, printed], [whole, named])
     assert found == [whole, printed]
+
+
+def test_a_page_without_staff_lines_is_deskewed_by_its_stems(cases: dict[str, Case]) -> None:
+    from omr_engine.layout.ink import binarize, estimate_staff_metrics
+    from omr_engine.layout.skew import estimate_skew, estimate_skew_from_stems
+
+    # At 150 dpi with its lines lost, the chorale's beams and noteheads pull the profile
+    # search off level (-0.81 degrees measured); stems and barlines stand square.
+    lost = _lose_lines(cases["chorale_150dpi"].image)
+    ink, _ = binarize(lost)
+    space = estimate_staff_metrics(ink).space
+    assert abs(estimate_skew(ink, space)) > 0.5
+    assert abs(estimate_skew_from_stems(ink, space)) < 0.1
+    turned, _ = binarize(_pad_and_rotate(lost, 3.0))
+    assert estimate_skew_from_stems(turned, space) == pytest.approx(3.0, abs=0.15)
+    layout = analyze_page(lost)
+    assert [len(s.staves) for s in layout.systems] == [4, 4]

@@ -7,7 +7,7 @@ import numpy as np
 
 from .ink import StaffMetrics, binarize, estimate_staff_metrics, flatten_background
 from .lost_lines import find_lost_staves
-from .skew import estimate_skew, rotate
+from .skew import estimate_skew, estimate_skew_from_stems, rotate
 from .staves import find_staves, line_mask
 from .structures import Box, NoStavesError, PageLayout, Staff, System
 from .systems import build_system, group_staves, join_split_systems
@@ -18,6 +18,7 @@ _MIN_SKEW = 0.02  # degrees; below this a line drifts under a pixel across an A4
 _WHOLE = 0.6  # share of the print's width below which a staff may be a part of one
 _SIZED = 0.15  # share of the print's width a staff found in part needs to tell the size
 _LONGER = 1.5  # how much longer a less trusted staff must run to replace one it overlaps
+_STEM_SKEW = 0.25  # degrees: a skew read from stems this far from the profile's is tried
 _WORK_SPACE = 18.0  # pixels: pages with a larger staff space are analysed reduced
 
 
@@ -71,11 +72,16 @@ def analyze_page(image: np.ndarray) -> PageLayout:
 
 
 def _find_staves(
-    image: np.ndarray, ink: np.ndarray, threshold: float, metrics: StaffMetrics, factor: int
+    image: np.ndarray,
+    ink: np.ndarray,
+    threshold: float,
+    metrics: StaffMetrics,
+    factor: int,
+    skew: float | None = None,
 ) -> tuple[np.ndarray, StaffMetrics, float, tuple[np.ndarray, np.ndarray], list[Staff]] | None:
-    """The page (``image``, its ink mask ``ink``) reduced ``factor`` times and deskewed:
-    its ink, metrics, skew, line masks and staves (those whose lines are lost included),
-    or None when it has none."""
+    """The page (``image``, its ink mask ``ink``) reduced ``factor`` times and deskewed
+    (by ``skew`` degrees when given, else as measured): its ink, metrics, skew, line
+    masks and staves (those whose lines are lost included), or None when it has none."""
     work = image
     if factor > 1:
         h, w = image.shape
@@ -86,7 +92,10 @@ def _find_staves(
         )
         ink, _ = binarize(work, threshold)
         metrics = estimate_staff_metrics(ink) or metrics
-    skew = estimate_skew(ink, metrics.space)
+    page_ink, page_metrics = ink, metrics
+    measured = skew is None
+    if skew is None:
+        skew = estimate_skew(ink, metrics.space)
     if abs(skew) >= _MIN_SKEW:
         work = rotate(work, -skew)
         ink, _ = binarize(work, threshold)
@@ -95,6 +104,7 @@ def _find_staves(
         skew = 0.0
     masks = line_mask(ink, metrics)
     staves = find_staves(ink, metrics, masks)
+    lined = bool(staves)
     # A staff whose lines survived only in part is found only that long; the dashes and
     # the search for lost lines may find all of it.
     width = _ink_width(ink)
@@ -120,6 +130,15 @@ def _find_staves(
         # The run lengths measured something else; the bumps measured the staff space.
         metrics = StaffMetrics(metrics.line_thickness, float(np.median([s.space for s in lost])))
     staves = _unite(staves, [*dashed, *lost])
+    if not lined and measured and factor == 1:
+        # No staff line to measure the skew by, so the profile search may have lined up
+        # beams and noteheads; stems and barlines stand square to the lost lines. The page
+        # is searched again at their skew, and that is kept if it finds more staves.
+        stems = estimate_skew_from_stems(page_ink, page_metrics.space)
+        if stems is not None and abs(stems - skew) > _STEM_SKEW:
+            again = _find_staves(image, page_ink, threshold, page_metrics, factor, stems)
+            if again is not None and len(again[4]) > len(staves):
+                return again
     if not staves:
         return None
     return ink, metrics, skew, masks, staves

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 
@@ -189,14 +191,14 @@ def _scaled_system(system: System, f: int) -> System:
         return (x(b[0]), x(b[1]), x(b[2]), x(b[3]))
 
     staves = [
-        Staff(
+        dataclasses.replace(
+            s,
             top=x(s.top),
             bottom=x(s.bottom),
             line_ys=tuple(x(y) for y in s.line_ys),
             x0=x(s.x0),
             x1=x(s.x1),
             space=s.space * f,
-            lines_lost=s.lines_lost,
         )
         for s in system.staves
     ]

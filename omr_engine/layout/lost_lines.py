@@ -96,7 +96,7 @@ def find_lost_staves(
     if sized:
         size = float(np.median([s.space for s in sized]))
         lo, hi = max(lo, size / _SAME_SIZE), min(hi, size * _SAME_SIZE)
-    candidates = _spaces(gaps, _bar_heights(ink, strokes, guess))
+    candidates = _spaces(gaps, [b - t for t, b in _free_strokes(ink, strokes, guess)])
     if sized:
         candidates.append(size)
     best: tuple[float, list[Staff]] = (0.0, [])
@@ -162,9 +162,7 @@ def _staves_at(ink: np.ndarray, space: float, known: list[Staff]) -> tuple[list[
     profile = np.convolve(profile, np.array([0.25, 0.5, 0.25], np.float32), mode="same")
     bars = _free_strokes(ink, strokes, space)
     candidates = [
-        w
-        for chain in _chains(_peaks(profile, space), profile, space)
-        for w in _windows(chain, space)
+        w for chain in _chains(_peaks(profile, space), profile, space) for w in _windows(chain)
     ]
     candidates += [
         [t + i * (b - t) / (_LINES - 1) for i in range(_LINES)]
@@ -232,24 +230,11 @@ def _spaces(gaps: list[float], bar_heights: list[float]) -> list[float]:
     return out
 
 
-def _bar_heights(
-    ink: np.ndarray, strokes: list[tuple[int, int, int, int]], space: float
-) -> list[float]:
-    """Heights of the strokes that carry nothing at either end."""
-    small = max(3, round(0.2 * space))
-    out = []
-    for stroke in strokes:
-        width = _widths(ink, stroke, space)
-        if not (width - np.median(width) > small).any():
-            out.append(float(stroke[3] - 1))
-    return out
-
-
 def _support(profile: np.ndarray, ys: list[float], space: float) -> float:
     return sum(_strength(profile, y, space) for y in ys)
 
 
-def _windows(chain: list[float], space: float) -> list[list[float]]:
+def _windows(chain: list[float]) -> list[list[float]]:
     """Every five evenly spaced rows that hold the chain's rows or lie within it."""
     step = (chain[-1] - chain[0]) / (len(chain) - 1)
     if len(chain) >= _LINES:
@@ -371,18 +356,14 @@ def _strength(profile: np.ndarray, y: float, space: float) -> float:
 def _free_strokes(
     ink: np.ndarray, strokes: list[tuple[int, int, int, int]], space: float
 ) -> list[tuple[float, float]]:
-    """(top, bottom) of the strokes that carry nothing at either end: barlines, as far as
+    """(top, bottom) of the strokes that carry nothing along them: barlines, as far as
     the strokes' widths tell (a stem has its notehead, beam or flag at one end)."""
     small = max(3, round(0.2 * space))
     out = []
     for stroke in strokes:
-        x, y, w, h = stroke
-        if not 3.0 * space <= h <= 5.0 * space:
-            continue
         width = _widths(ink, stroke, space)
-        if (width - np.median(width) > small).any():
-            continue
-        out.append((float(y), float(y + h - 1)))
+        if not (width - np.median(width) > small).any():
+            out.append((float(stroke[1]), float(stroke[1] + stroke[3] - 1)))
     return out
 
 
@@ -395,8 +376,8 @@ def _extent(
 ) -> tuple[float, float] | None:
     """Where the staff starts and ends: from its first to its last stretch of ink between
     its outer lines (specks of noise left out, and stretches shorter than a space; gaps
-    up to ``_BRIDGE`` spaces bridged), started at the system's opening line when one stands there with
-    ink before it (a part's name)."""
+    up to ``_BRIDGE`` spaces bridged), started at the system's opening line when one
+    stands there with ink before it (a part's name)."""
     lo, hi = max(0, int(round(top))), min(ink.shape[0], int(round(bottom)) + 1)
     band = ink[lo:hi]
     # Specks of noise, which a scan's paper is strewn with, are not the staff's ink.

@@ -81,9 +81,11 @@ LOADER_WORKERS_1=${LOADER_WORKERS_1:-2}  # data loader processes while the build
 LOADER_WORKERS_2=${LOADER_WORKERS_2:-14} # ... after it is stopped (H200: 8 gave 1,950 samples/s on stored crops; 14 gave 963/s degrading online)
 STARTUP_S=${STARTUP_S:-30}           # a trainer start (imports, grammar table, val set, CUDA)
 SEG2_SPEEDUP=${SEG2_SPEEDUP:-}       # segment 2 vs segment 1 samples/s. Unset: with DEGRADE_ONLINE the
-                                     # loaders bound both segments, so 0.7 x LOADER_WORKERS_2 /
+                                     # loaders bound both segments, so 0.85 x LOADER_WORKERS_2 /
                                      # LOADER_WORKERS_1 (H200, seeds 2626/2627: 184/s with 2 loaders
-                                     # then 963/s with 14; 392/s with 6 then 693/s with 14); else 3
+                                     # then 963/s with 14; 392/s with 6 then 693/s with 14; seeds
+                                     # 2801/2802: 146/s with 2 then 1,020/s, 527/s with 6 then
+                                     # 1,016/s; 0.7 left 2801 123 s of its budget unused); else 3
                                      # (seed 2611: 490/s with 2 beside the build, 1,950/s with 8 after)
 DEGRADE_ONLINE=${DEGRADE_ONLINE:-1.0} # >0: build clean crops (--strength-max 0) and degrade them
                                      # afresh on every read up to this strength (train
@@ -93,6 +95,10 @@ DEGRADE_ONLINE=${DEGRADE_ONLINE:-1.0} # >0: build clean crops (--strength-max 0)
                                      # per loader on the H200 machine). Seed 2626 (1.0): val SER
                                      # still falling after 6 passes over its ~24k crops
 INIT=${INIT:-resources/models/omr-small/weights.pt}  # the shipped model's weights (fp16)
+EXTRA_PACK=${EXTRA_PACK:-}           # crops built here that the device cannot build (LilyPond and
+                                     # MuseScore engravings), packed by scripts/pack_crops.py into a
+                                     # .tar.xz the call carries; unpacked to $WORK/data/extra
+EXTRA_REPEAT=${EXTRA_REPEAT:-1}      # how many times the pack's crops count in the training pool
 EXPORT_ARGS=${EXPORT_ARGS:---decoder ctc}  # add --quantize for int8 ONNX
 DEVICE=${DEVICE:-cuda}
 INSTALL_WHEELS=${INSTALL_WHEELS:-1}
@@ -136,7 +142,7 @@ say "device_train: budget ${BUDGET_S}s, seed $SEED, config $CONFIG, batch $BATCH
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 
 # ---- 1. wheels ----
-# .devsite/site.tar.xz (fetch_device_wheels.sh --pack: 41 MiB) if it came, else .whl/*.whl
+# .devsite/site.tar.xz (fetch_device_wheels.sh --pack: 38 MiB) if it came, else .whl/*.whl
 # (56 MiB), whichever the run carried. Python unpacks: the image may have no xz.
 if [[ $INSTALL_WHEELS == 1 ]]; then
   if [[ -f .devsite/site.tar.xz ]]; then
@@ -156,6 +162,12 @@ print('music21', music21.__version__, 'verovio', verovio.toolkit(False).getVersi
       'pymupdf', pymupdf.VersionBind, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())
 "
 say "wheels ready"
+if [[ -n $EXTRA_PACK ]]; then
+  rm -rf "$WORK/data/extra" && mkdir -p "$WORK/data/extra"
+  python3 -c "import sys, tarfile; tarfile.open(sys.argv[1], 'r|xz').extractall(sys.argv[2], filter='data')" \
+    "$EXTRA_PACK" "$WORK/data/extra"
+  say "extra crops unpacked: $(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['count'])" "$WORK/data/extra/manifest.json")"
+fi
 
 # ---- 2. synthetic data, in the background ----
 clean=()
@@ -194,6 +206,9 @@ data=()
 for d in "$WORK"/data/train-*; do
   [[ -f $d/manifest.json ]] && data+=(--data "$d")
 done
+if [[ -n $EXTRA_PACK ]]; then
+  for ((i = 0; i < EXTRA_REPEAT; i++)); do data+=(--data "$WORK/data/extra"); done
+fi
 say "training data: ${data[*]}"
 common=("${data[@]}" --val-data "$WORK/data/val" --val-samples "$VAL_COUNT"
   --config "$CONFIG" --unit staff --device "$DEVICE" --out "$RUN" --batch-size "$BATCH"
@@ -236,7 +251,7 @@ rate=${rate:-$rate_ckpt}
 if [[ -z $SEG2_SPEEDUP ]]; then
   SEG2_SPEEDUP=3
   awk -v d="$DEGRADE_ONLINE" 'BEGIN { exit !(d > 0) }' &&
-    SEG2_SPEEDUP=$(awk -v a="$LOADER_WORKERS_1" -v b="$LOADER_WORKERS_2" 'BEGIN { print 0.7 * b / a }')
+    SEG2_SPEEDUP=$(awk -v a="$LOADER_WORKERS_1" -v b="$LOADER_WORKERS_2" 'BEGIN { print 0.85 * b / a }')
 fi
 rate=$(awk -v r="${rate:-0}" -v f="$SEG2_SPEEDUP" 'BEGIN { print r * f }')
 left=$((TRAIN_END - $(now)))

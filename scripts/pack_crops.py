@@ -18,12 +18,12 @@ import json
 import lzma
 import random
 import tarfile
+from collections import Counter
 from pathlib import Path
 
 import cv2
-import numpy as np
 
-from omr_engine.synth.dataset import _iter_raw, dataset_shards
+from omr_engine.synth.dataset import _iter_raw, dataset_shards, decode_png
 
 SHARD = 250
 
@@ -39,8 +39,7 @@ def _shard_bytes(examples: list[tuple[bytes, dict]], first: int) -> bytes:
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for i, (png, meta) in enumerate(examples):
             key = f"{first + i:07d}"
-            image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
-            ok, raw = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 0])
+            ok, raw = cv2.imencode(".png", decode_png(png), [cv2.IMWRITE_PNG_COMPRESSION, 0])
             if not ok:
                 raise ValueError(f"cannot re-encode crop {key}")
             _entry(tar, f"{key}.png", raw.tobytes())
@@ -73,16 +72,13 @@ def main() -> None:
     ):
         for n, start in enumerate(range(0, len(keep), SHARD)):
             part = keep[start : start + SHARD]
-            name = f"shard-{n:05d}.tar"
+            name = f"shard-{n:05d}.tar"  # the builder's names (synth.build.shard_name)
             _entry(tar, name, _shard_bytes(part, start))
             manifest["shards"].append({"name": name, "count": len(part)})
         _entry(tar, "manifest.json", json.dumps(manifest, indent=1).encode())
-    engravers: dict[str, int] = {}
-    for _, meta in keep:
-        e = meta.get("engraved_from", "verovio")
-        engravers[e] = engravers.get(e, 0) + 1
+    engravers = Counter(meta.get("engraved_from", "verovio") for _, meta in keep)
     print(
-        f"{len(keep)} of {len(examples)} crops {engravers} -> {args.out} "
+        f"{len(keep)} of {len(examples)} crops {dict(engravers)} -> {args.out} "
         f"({args.out.stat().st_size / 1e6:.1f} MB)"
     )
 

@@ -458,6 +458,20 @@ def _text_page() -> np.ndarray:
     return page
 
 
+def _lines_of_text(font: int, scale: float, thickness: int) -> np.ndarray:
+    # Lines of text in a larger or bolder face, set at an even leading: the letters'
+    # horizontal strokes (serifs, crossbars, baselines) line up row after row, and five
+    # such rows evenly spaced were taken for a staff before the layout looked at whether
+    # the "lines" were thin and long. The pages of benchmarks/bench_text_pages.py.
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_text_pages.py"
+    spec = importlib.util.spec_from_file_location("bench_text_pages", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.hershey_page(font, scale, thickness)
+
+
 def _ruled_page() -> np.ndarray:
     # Evenly ruled lines (writing paper, a table) are not staves, however many there are.
     page = np.full((3508, 2480), 255, np.uint8)
@@ -478,6 +492,13 @@ def _ruled_page() -> np.ndarray:
             id="grey-paper",
         ),
         pytest.param(_ruled_page, id="ruled"),
+        pytest.param(lambda: _lines_of_text(cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2), id="text-small"),
+        pytest.param(lambda: _lines_of_text(cv2.FONT_HERSHEY_COMPLEX, 2.0, 3), id="text-serif"),
+        pytest.param(lambda: _lines_of_text(cv2.FONT_HERSHEY_DUPLEX, 2.0, 3), id="text-bold"),
+        pytest.param(
+            lambda: _lines_of_text(cv2.FONT_HERSHEY_TRIPLEX | cv2.FONT_ITALIC, 2.0, 3),
+            id="text-italic",
+        ),
     ],
 )
 def test_page_without_staves_raises_no_staves_error(page) -> None:
@@ -745,3 +766,26 @@ def test_a_page_without_staff_lines_is_deskewed_by_its_stems(cases: dict[str, Ca
     assert estimate_skew_from_stems(turned, space) == pytest.approx(3.0, abs=0.15)
     layout = analyze_page(lost)
     assert [len(s.staves) for s in layout.systems] == [4, 4]
+
+
+def _leaning_strokes(degrees: float, space: int = 12) -> np.ndarray:
+    # 60 thin strokes 3.5 staff spaces tall, their heads ``degrees`` right of their feet
+    # (as italic letters lean; read as a page turned clockwise).
+    ink = np.zeros((1200, 1600), np.uint8)
+    tall = int(3.5 * space)
+    for k in range(60):
+        x, y = 60 + (k % 12) * 120, 80 + (k // 12) * 220
+        dx = int(round(tall * np.tan(np.radians(degrees))))
+        cv2.line(ink, (x + dx, y), (x, y + tall), 255, 2)
+    return ink
+
+
+def test_strokes_leaning_like_italic_letters_give_no_skew() -> None:
+    from omr_engine.layout.skew import MAX_SKEW_DEGREES, estimate_skew_from_stems
+
+    # Italic letters lean 10-14 degrees. Read as stems, they turned a page of italic text
+    # 13 degrees round, and its rows of letters made 29 "staves". A page turned further
+    # than MAX_SKEW_DEGREES is past where lines are sought at all.
+    assert MAX_SKEW_DEGREES < 10.0
+    assert estimate_skew_from_stems(_leaning_strokes(10.0), 12) is None
+    assert estimate_skew_from_stems(_leaning_strokes(4.0), 12) == pytest.approx(-4.0, abs=0.5)

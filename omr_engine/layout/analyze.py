@@ -10,7 +10,7 @@ import numpy as np
 from .ink import StaffMetrics, binarize, estimate_staff_metrics, flatten_background
 from .lost_lines import find_lost_staves
 from .skew import estimate_skew, estimate_skew_from_stems, rotate
-from .staves import find_staves, line_mask
+from .staves import find_staves, line_mask, thick_line_share
 from .structures import Box, NoStavesError, PageLayout, Staff, System
 from .systems import build_system, group_staves, join_split_systems
 
@@ -22,6 +22,7 @@ _SIZED = 0.15  # share of the print's width a staff found in part needs to tell 
 _LONGER = 1.5  # how much longer a less trusted staff must run to replace one it overlaps
 _STEM_SKEW = 0.25  # degrees: a skew read from stems this far from the profile's is tried
 _WORK_SPACE = 18.0  # pixels: pages with a larger staff space are analysed reduced
+_TEXT = 0.57  # a page is text when the lines of each staff found are more than this share letters
 
 
 def analyze_page(image: np.ndarray) -> PageLayout:
@@ -132,6 +133,8 @@ def _find_staves(
         # The run lengths measured something else; the bumps measured the staff space.
         metrics = StaffMetrics(metrics.line_thickness, float(np.median([s.space for s in lost])))
     staves = _unite(staves, [*dashed, *lost])
+    if _rows_of_text(image, threshold, skew, factor, ink, metrics, staves):
+        staves = []
     if not lined and measured and factor == 1:
         # No staff line to measure the skew by, so the profile search may have lined up
         # beams and noteheads; stems and barlines stand square to the lost lines. The page
@@ -144,6 +147,32 @@ def _find_staves(
     if not staves:
         return None
     return ink, metrics, skew, masks, staves
+
+
+def _rows_of_text(
+    image: np.ndarray,
+    threshold: float,
+    skew: float,
+    factor: int,
+    ink: np.ndarray,
+    metrics: StaffMetrics,
+    staves: list[Staff],
+) -> bool:
+    """Whether every staff found is rows of text, not staff lines: five lines of text
+    set at an even leading line up the letters' horizontal strokes (or, on a page reduced
+    ``factor`` times, blur into bands), and their "lines" are mostly letters' strokes
+    (``thick_line_share``). A staff found from what its lost lines left is never text.
+    ``ink`` and ``staves`` are on the reduced, deskewed page; the test is made on the
+    full-size page (``image``, deskewed here), where letters are letters."""
+    if not staves or any(s.lines_lost for s in staves):
+        return False
+    thickness = metrics.line_thickness
+    if factor > 1:
+        full = rotate(image, -skew) if skew else image
+        ink, _ = binarize(full, threshold)
+        staves = [_scaled_staff(s, factor) for s in staves]
+        thickness *= factor
+    return all(thick_line_share(ink, s, thickness) > _TEXT for s in staves)
 
 
 def _ink_width(ink: np.ndarray) -> float:
@@ -190,23 +219,28 @@ def _scaled_system(system: System, f: int) -> System:
     def box(b: Box) -> Box:
         return (x(b[0]), x(b[1]), x(b[2]), x(b[3]))
 
-    staves = [
-        dataclasses.replace(
-            s,
-            top=x(s.top),
-            bottom=x(s.bottom),
-            line_ys=tuple(x(y) for y in s.line_ys),
-            x0=x(s.x0),
-            x1=x(s.x1),
-            space=s.space * f,
-        )
-        for s in system.staves
-    ]
     return System(
-        staves=staves,
+        staves=[_scaled_staff(s, f) for s in system.staves],
         box=box(system.box),
         barlines_x=[x(v) for v in system.barlines_x],
         measure_boxes=[box(b) for b in system.measure_boxes],
+    )
+
+
+def _scaled_staff(staff: Staff, f: int) -> Staff:
+    """``staff`` found on an image reduced ``f`` times, in full-size pixels."""
+
+    def x(v: float) -> float:
+        return (v + 0.5) * f - 0.5
+
+    return dataclasses.replace(
+        staff,
+        top=x(staff.top),
+        bottom=x(staff.bottom),
+        line_ys=tuple(x(y) for y in staff.line_ys),
+        x0=x(staff.x0),
+        x1=x(staff.x1),
+        space=staff.space * f,
     )
 
 

@@ -53,7 +53,8 @@ def estimate_skew_from_stems(ink: np.ndarray, space: float) -> float | None:
     stand at right angles to the staff lines: the median lean of the thin vertical
     strokes at least three spaces tall, each fitted by its rows' centres. For a page whose
     staff lines are lost, where :func:`estimate_skew` lines up beams and noteheads
-    instead. None with fewer than ``_MIN_STEMS`` strokes."""
+    instead. None with fewer than ``_MIN_STEMS`` strokes, or when they lean further than
+    ``MAX_SKEW_DEGREES`` (italic text leans 10-14 degrees)."""
     k = max(6, round(1.2 * space))
     vertical = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((k, 1), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(vertical, connectivity=8)
@@ -79,7 +80,10 @@ def estimate_skew_from_stems(ink: np.ndarray, space: float) -> float | None:
         return None
     # Turned counter-clockwise by a (lines rising to the right), a vertical's foot moves
     # right of its head: dx/dy = tan(a).
-    return round(float(math.degrees(math.atan(np.median(leans)))), 3)
+    degrees = float(math.degrees(math.atan(np.median(leans))))
+    if abs(degrees) > MAX_SKEW_DEGREES:
+        return None  # italic letters, not a page turned further than the lines are sought
+    return round(degrees, 3)
 
 
 def _scores(profiles: np.ndarray, offsets: np.ndarray, angles: np.ndarray) -> np.ndarray:

@@ -19,11 +19,13 @@ import numpy as np
 from .ink import StaffMetrics
 from .structures import Staff
 
-__all__ = ["find_staves", "line_mask"]
+__all__ = ["find_staves", "line_mask", "thick_line_share"]
 
 _LINES = 5
 _MIN_STAFF_LENGTH = 6.0  # staff spaces
 _BRIDGE = 4.0  # staff spaces: a staff's lines may be missing this long and it goes on
+_THICK = 0.6  # staff spaces: a vertical stroke this tall through a line is not the line
+_STROKE = 1.0  # staff spaces: a horizontal stroke shorter than this is not part of a line
 
 
 def line_mask(
@@ -283,3 +285,37 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     starts = np.nonzero(edges == 1)[0]
     stops = np.nonzero(edges == -1)[0]
     return list(zip(starts.tolist(), stops.tolist(), strict=True))
+
+
+def thick_line_share(ink: np.ndarray, staff: Staff, line_thickness: float) -> float:
+    """The share of the columns where ``staff``'s lines have ink in which that ink is part
+    of a vertical stroke over ``_THICK`` staff spaces tall, or a stroke shorter than
+    ``_STROKE`` spaces along the line. A staff line is thin and long: only stems, barlines
+    and noteheads cross it, so the share is small (median 0.03 on degraded system crops).
+    Five evenly spaced rows of text are not: their letters' strokes make the "lines"
+    (0.5-0.9 on pages of text)."""
+    h, w = ink.shape
+    space = staff.space
+    x0, x1 = max(0, int(staff.x0)), min(w, int(staff.x1) + 1)
+    r = max(1, round(line_thickness / 2)) + 1
+    y0, y1 = max(0, int(staff.top) - r - 1), min(h, int(staff.bottom) + r + 2)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return 1.0
+    band = ink[y0:y1, x0:x1]
+    tall = cv2.morphologyEx(
+        band, cv2.MORPH_OPEN, np.ones((max(3, round(_THICK * space)), 1), np.uint8)
+    )
+    closed = cv2.morphologyEx(band, cv2.MORPH_CLOSE, np.ones((1, 3), np.uint8))
+    long = cv2.morphologyEx(
+        closed, cv2.MORPH_OPEN, np.ones((1, max(3, round(_STROKE * space))), np.uint8)
+    )
+    thin = (band > 0) & (tall == 0) & (long > 0)
+    inked = np.zeros(x1 - x0, np.int32)
+    good = np.zeros(x1 - x0, np.int32)
+    for y in staff.line_ys:
+        lo, hi = max(0, round(y) - r - y0), min(y1 - y0, round(y) + r + 1 - y0)
+        inked += (band[lo:hi] > 0).any(axis=0)
+        good += thin[lo:hi].any(axis=0)
+    if inked.sum() == 0:
+        return 1.0
+    return float(1.0 - good.sum() / inked.sum())

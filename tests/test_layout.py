@@ -522,6 +522,22 @@ def test_staves_whose_thin_grey_lines_a_threshold_breaks_into_dashes_are_found()
     assert all(11 < s.space < 14 for s in layout.staves)
 
 
+def test_staves_whose_faint_lines_sink_into_noisy_paper_are_found() -> None:
+    # The top of a heavily degraded 5-part corpus system from the validation set: its
+    # lines are a pale grey (about 175 on paper of 200, noise of about 6), so thresholded
+    # they are specks, and no staff was found on the page. Averaged along the rows, the
+    # lines keep their grey while the noise evens out.
+    image = cv2.imread(str(Path(__file__).parent / "fixtures" / "faint_staff_lines.png"), 0)
+    layout = analyze_page(image)
+    assert len(layout.staves) == 3
+    assert all(12 < s.space < 13 for s in layout.staves)
+    assert len(layout.systems) == 1
+    # The barlines are read from the page itself: the one measure ends at the final
+    # barline, near the right edge, not at the smeared ink of the averaged rows.
+    assert len(layout.systems[0].measure_boxes) == 1
+    assert layout.systems[0].measure_boxes[0][2] > 0.95 * image.shape[1]
+
+
 @pytest.mark.parametrize(
     "image",
     [np.zeros((100, 100, 3), np.uint8), np.zeros((100, 100), np.float32)],

@@ -22,6 +22,9 @@ _SIZED = 0.15  # share of the print's width a staff found in part needs to tell 
 _LONGER = 1.5  # how much longer a less trusted staff must run to replace one it overlaps
 _STEM_SKEW = 0.25  # degrees: a skew read from stems this far from the profile's is tried
 _WORK_SPACE = 18.0  # pixels: pages with a larger staff space are analysed reduced
+_FAINT = 2.0  # staff spaces a row is averaged over to find faint staff lines
+_FAINT_TALL = 0.33  # staff spaces: a faint line averaged along its row is no taller
+_FAINT_TEXT = 0.45  # ... where more than this share of each staff's lines is, it is text
 _TEXT = 0.57  # a page is text when the lines of each staff found are more than this share letters
 
 
@@ -54,6 +57,8 @@ def analyze_page(image: np.ndarray) -> PageLayout:
         # a page whose lines the scan lost), so the page is searched at its own size.
         factor = 1
         found = _find_staves(image, ink, threshold, metrics, factor)
+    if found is None:
+        found = _find_faint_staves(image, threshold, metrics)
     if found is None:
         raise NoStavesError("no staff lines found on the page")
     ink, metrics, skew, masks, staves = found
@@ -147,6 +152,35 @@ def _find_staves(
     if not staves:
         return None
     return ink, metrics, skew, masks, staves
+
+
+def _find_faint_staves(
+    image: np.ndarray, threshold: float, metrics: StaffMetrics
+) -> tuple[np.ndarray, StaffMetrics, float, tuple[np.ndarray, np.ndarray], list[Staff]] | None:
+    """Staves whose lines are too faint or too noisy for the threshold to keep them whole
+    (a pale, blurred copy): on the page with each row averaged over ``_FAINT`` staff
+    spaces, the noise is evened out and a line keeps its grey, so the lines are found
+    there. The barlines and measures are then read from the page itself (the averaging
+    smears them), deskewed as the lines were found. None when there are none either."""
+    k = max(9, round(_FAINT * metrics.space)) | 1
+    smooth = cv2.blur(image, (k, 1))
+    smooth_ink, smooth_threshold = binarize(smooth)
+    smooth_metrics = estimate_staff_metrics(smooth_ink)
+    if smooth_metrics is None:
+        return None
+    found = _find_staves(smooth, smooth_ink, smooth_threshold, smooth_metrics, 1)
+    if found is None:
+        return None
+    smooth_ink, smooth_metrics, skew, _, staves = found
+    # Averaged along the rows, each row of text is a band as tall as its small letters,
+    # about 0.4 of the leading that the staff search took for a staff space; a staff line
+    # stays as thin as it was (a third of a space at most, but where notes stand).
+    thickness = smooth_metrics.line_thickness
+    if all(thick_line_share(smooth_ink, s, thickness, _FAINT_TALL) > _FAINT_TEXT for s in staves):
+        return None
+    ink, _ = binarize(rotate(image, -skew) if skew else image, threshold)
+    metrics = StaffMetrics(metrics.line_thickness, float(np.median([s.space for s in staves])))
+    return ink, metrics, skew, line_mask(ink, metrics), staves
 
 
 def _rows_of_text(

@@ -287,9 +287,11 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), stops.tolist(), strict=True))
 
 
-def thick_line_share(ink: np.ndarray, staff: Staff, line_thickness: float) -> float:
+def thick_line_share(
+    ink: np.ndarray, staff: Staff, line_thickness: float, tall: float = _THICK
+) -> float:
     """The share of the columns where ``staff``'s lines have ink in which that ink is part
-    of a vertical stroke over ``_THICK`` staff spaces tall, or a stroke shorter than
+    of a vertical stroke over ``tall`` staff spaces tall, or a stroke shorter than
     ``_STROKE`` spaces along the line. A staff line is thin and long: only stems, barlines
     and noteheads cross it, so the share is small (median 0.03 on degraded system crops).
     Five evenly spaced rows of text are not: their letters' strokes make the "lines"
@@ -303,7 +305,7 @@ def thick_line_share(ink: np.ndarray, staff: Staff, line_thickness: float) -> fl
         return 1.0
     band = ink[y0:y1, x0:x1]
     tall = cv2.morphologyEx(
-        band, cv2.MORPH_OPEN, np.ones((max(3, round(_THICK * space)), 1), np.uint8)
+        band, cv2.MORPH_OPEN, np.ones((max(3, round(tall * space)), 1), np.uint8)
     )
     closed = cv2.morphologyEx(band, cv2.MORPH_CLOSE, np.ones((1, 3), np.uint8))
     long = cv2.morphologyEx(

@@ -101,3 +101,21 @@ def test_a_lazily_loaded_verb_reports_a_bad_option_in_one_line_under_python_m(tm
     )
     assert run.returncode == 2
     assert "staff crops only" in run.stderr and "Traceback" not in run.stderr
+
+
+@needs_musescore
+def test_a_build_stopped_early_leaves_a_dataset_of_the_shards_it_wrote(tmp_path):
+    out = tmp_path / "engraved"
+
+    def stop_after_the_first_shard(done: int, count: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_engraver_crops(
+            out, 10, ["musescore"], seed=3, shard_size=4, progress=stop_after_the_first_shard
+        )
+    manifest = read_manifest(out)
+    assert manifest["complete"] is False and manifest["count"] == 4
+    assert len(list(read_examples(out, ["staff"]))) == 4
+    with pytest.raises(FileExistsError):
+        build_engraver_crops(out, 10, ["musescore"], seed=3)

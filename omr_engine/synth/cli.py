@@ -130,7 +130,11 @@ def _build_engraved(args: argparse.Namespace) -> int:
     except (RuntimeError, FileExistsError) as e:
         raise CommandError(str(e)) from e
     except KeyboardInterrupt:
-        print("\ndeepmusic-ocr: interrupted; the build is incomplete", file=sys.stderr)
+        print(
+            "\ndeepmusic-ocr: interrupted; the shards written so far are a dataset "
+            "(manifest.json, complete: false)",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     pieces = ", ".join(f"{k} {v}" for k, v in manifest["pieces"].items())
     print(

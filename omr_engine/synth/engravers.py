@@ -476,6 +476,22 @@ def build_engraver_crops(
     pending: list[tuple[np.ndarray, list[str], dict[str, Any]]] = []
     written = 0
     config = {"engravers": list(engravers), "split": split, "seed": seed, "unit": "staff"}
+
+    def manifest(complete: bool) -> dict[str, Any]:
+        # Written after every shard as well, so that a build stopped early (it takes an
+        # hour for a few thousand crops on two cores) leaves a dataset of what it made.
+        done = {
+            "config": config,
+            "count": written,
+            "complete": complete,
+            "shards": shards,
+            "pieces": dict(sorted(reasons.items())),
+        }
+        partial = out / "manifest.json.partial"
+        partial.write_text(json.dumps(done, indent=1))
+        os.replace(partial, out / "manifest.json")
+        return done
+
     pool = Pool(workers) if workers > 1 else None
     try:
         for _, crops, why in pool.imap(_job, jobs) if pool else map(_job, jobs):
@@ -485,6 +501,8 @@ def build_engraver_crops(
                 batch, pending = pending[:shard_size], pending[shard_size:]
                 shards.append(_write_shard(out, len(shards), batch))
                 written += len(batch)
+                if written < count:
+                    manifest(complete=False)
                 if progress is not None:
                     progress(written, count)
             if written >= count:
@@ -492,15 +510,7 @@ def build_engraver_crops(
     finally:
         if pool is not None:
             pool.terminate()
-    manifest = {
-        "config": config,
-        "count": written,
-        "complete": True,
-        "shards": shards,
-        "pieces": dict(sorted(reasons.items())),
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return manifest
+    return manifest(complete=True)
 
 
 def _round_robin(split: str, seed: int) -> list[str]:

@@ -11,7 +11,7 @@ from .ink import StaffMetrics, binarize, estimate_staff_metrics, flatten_backgro
 from .lost_lines import find_lost_staves
 from .skew import estimate_skew, estimate_skew_from_stems, rotate
 from .staves import find_staves, line_mask, thick_line_share
-from .structures import Box, NoStavesError, PageLayout, Staff, System
+from .structures import Box, NoStavesError, PageLayout, Staff, System, rotation_matrix
 from .systems import build_system, group_staves, join_split_systems
 
 __all__ = ["analyze_page", "page_has_staves"]
@@ -197,16 +197,49 @@ def _rows_of_text(
     ``factor`` times, blur into bands), and their "lines" are mostly letters' strokes
     (``thick_line_share``). A staff found from what its lost lines left is never text.
     ``ink`` and ``staves`` are on the reduced, deskewed page; the test is made on the
-    full-size page (``image``, deskewed here), where letters are letters."""
+    full-size page (``image``), where letters are letters, each staff's band deskewed
+    alone (the first staff whose lines are lines ends the test)."""
     if not staves or any(s.lines_lost for s in staves):
         return False
-    thickness = metrics.line_thickness
-    if factor > 1:
-        full = rotate(image, -skew) if skew else image
-        ink, _ = binarize(full, threshold)
-        staves = [_scaled_staff(s, factor) for s in staves]
-        thickness *= factor
-    return all(thick_line_share(ink, s, thickness) > _TEXT for s in staves)
+    if factor == 1:
+        return all(thick_line_share(ink, s, metrics.line_thickness) > _TEXT for s in staves)
+    thickness = metrics.line_thickness * factor
+    for staff in staves:
+        band, moved = _deskewed_band(image, threshold, skew, _scaled_staff(staff, factor))
+        if thick_line_share(band, moved, thickness) <= _TEXT:
+            return False
+    return True
+
+
+def _deskewed_band(
+    image: np.ndarray, threshold: float, skew: float, staff: Staff
+) -> tuple[np.ndarray, Staff]:
+    """The ink of ``image`` deskewed by ``skew`` degrees, only around ``staff`` (a staff
+    space beyond its lines), and the staff moved into that band: a page of 600 dpi
+    deskewed and thresholded whole took a quarter of its layout time."""
+    h, w = image.shape
+    x0, y0 = max(0, int(staff.x0 - staff.space)), max(0, int(staff.top - staff.space))
+    x1, y1 = min(w, int(staff.x1 + staff.space) + 1), min(h, int(staff.bottom + staff.space) + 1)
+    matrix = rotation_matrix(image.shape, -skew)
+    matrix[:, 2] -= (x0, y0)
+    band = cv2.warpAffine(
+        image,
+        matrix,
+        (max(1, x1 - x0), max(1, y1 - y0)),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=255,
+    )
+    ink, _ = binarize(band, threshold)
+    moved = dataclasses.replace(
+        staff,
+        top=staff.top - y0,
+        bottom=staff.bottom - y0,
+        line_ys=tuple(y - y0 for y in staff.line_ys),
+        x0=staff.x0 - x0,
+        x1=staff.x1 - x0,
+    )
+    return ink, moved
 
 
 def _ink_width(ink: np.ndarray) -> float:

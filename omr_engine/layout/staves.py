@@ -304,14 +304,14 @@ def thick_line_share(
     if x1 - x0 < 2 or y1 - y0 < 2:
         return 1.0
     band = ink[y0:y1, x0:x1]
-    tall = cv2.morphologyEx(
+    upright = cv2.morphologyEx(
         band, cv2.MORPH_OPEN, np.ones((max(3, round(tall * space)), 1), np.uint8)
     )
     closed = cv2.morphologyEx(band, cv2.MORPH_CLOSE, np.ones((1, 3), np.uint8))
     long = cv2.morphologyEx(
         closed, cv2.MORPH_OPEN, np.ones((1, max(3, round(_STROKE * space))), np.uint8)
     )
-    thin = (band > 0) & (tall == 0) & (long > 0)
+    thin = (band > 0) & (upright == 0) & (long > 0)
     inked = np.zeros(x1 - x0, np.int32)
     good = np.zeros(x1 - x0, np.int32)
     for y in staff.line_ys:

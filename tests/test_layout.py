@@ -618,6 +618,45 @@ def test_staff_crop_stops_half_way_to_the_neighbouring_staff(
     )
 
 
+def _two_staves_with_a_high_note(ledgers: int) -> tuple[np.ndarray, PageLayout]:
+    """A drawn page: two staves of 10-pixel spaces joined by a barline, and over the lower
+    staff a stemless note on its ``ledgers``-th ledger line."""
+    from omr_engine.layout.structures import Staff, System
+
+    image = np.full((400, 600), 255, np.uint8)
+    staves = []
+    for top in (100, 260):
+        ys = tuple(float(top + 10 * k) for k in range(5))
+        for y in ys:
+            image[int(y) : int(y) + 2, 50:550] = 0
+        staves.append(Staff(ys[0], ys[-1], ys, 50.0, 550.0, 10.0))
+    image[100:302, 300:303] = 0  # a barline through both staves and the gap
+    for k in range(1, ledgers + 1):
+        image[260 - 10 * k : 262 - 10 * k, 392:420] = 0
+    y = 260 - 10 * ledgers
+    cv2.ellipse(image, (406, y), (7, 5), -20, 0, 360, 0, -1)
+    system = System(staves, (50.0, 100.0, 550.0, 302.0), [301.0], [(50.0, 100.0, 550.0, 302.0)])
+    layout = PageLayout([system], 0.0, 10.0, 2.0, image.shape, staves)
+    return image, layout
+
+
+def test_a_staff_crop_reaches_past_its_margin_for_a_note_high_on_ledger_lines() -> None:
+    image, layout = _two_staves_with_a_high_note(ledgers=4)
+    note_top = int(np.nonzero((image[200:240, 395:418] < 128).any(axis=1))[0][0]) + 200
+    fixed = staff_crop(image, layout, 0, 1, margin_spaces=3.5)
+    reached = staff_crop(image, layout, 0, 1, margin_spaces=3.5, reach_spaces=6.0)
+    assert fixed.box[1] == 225 > note_top  # 3.5 spaces above the top line cut the notehead
+    assert reached.box[1] == note_top  # the whole note, no more
+    assert reached.box[3] == fixed.box[3]  # nothing below the staff to reach for
+    assert reached.line_ys[0][0] == pytest.approx(260 - reached.box[1])
+    x0 = int(reached.box[0])
+    assert (reached.image[:4, 395 - x0 : 418 - x0] < 128).any()  # the notehead is in the crop
+    # The barline runs on to the staff above but is no reason to reach half-way to it
+    # (row 200), and a staff with nothing past its margin keeps the margin.
+    upper = staff_crop(image, layout, 0, 0, margin_spaces=3.5, reach_spaces=6.0)
+    assert upper.box == staff_crop(image, layout, 0, 0, margin_spaces=3.5).box
+
+
 def test_crop_refuses_an_image_that_was_not_analysed(
     cases: dict[str, Case], layouts: dict[str, PageLayout]
 ) -> None:

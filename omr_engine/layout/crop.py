@@ -5,6 +5,12 @@ page was skewed, the rotation and the cut are one affine warp of just the crop's
 the page is never rotated as a whole. The margin above and below the staff lines is given
 in staff spaces and, by default, stops half-way to the neighbouring system (or staff), as
 in the synthetic training crops, so a crop shows little of its neighbours' notes.
+
+A staff crop may also reach further (``reach_spaces``) to take in the staff's own ink that
+lies past the margin: notes high on ledger lines, and the beams and slurs over them. The
+training crops never cut a staff's ink (``synth.dataset.reframe_vertically`` cuts only
+paper), so a crop that cuts a note off three and a half spaces above the staff shows the
+model what it never saw in training.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ __all__ = [
 DEFAULT_MARGIN_SPACES = 4.0
 DEFAULT_SIDE_MARGIN_SPACES = 1.5
 _LINE_WIDTH = 0.1  # staff spaces: a drawn-in staff line's thickness
+_REACH_GAP = 1.2  # staff spaces: gaps up to this between pieces of ink (ledger lines) are bridged
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,9 +139,13 @@ def staff_crop(
     height: int | None = None,
     side_margin_spaces: float = DEFAULT_SIDE_MARGIN_SPACES,
     clip_to_neighbours: bool = True,
+    reach_spaces: float | None = None,
 ) -> LayoutCrop:
     """Staff ``staff_index`` (0 = top) of system ``system_index``; the margin stops
-    half-way to the staves above and below unless ``clip_to_neighbours`` is False."""
+    half-way to the staves above and below unless ``clip_to_neighbours`` is False. With
+    ``reach_spaces`` the crop grows past the margin, up to that many staff spaces (and
+    the same half-way limit), to take in the ink that hangs together with the staff
+    (:func:`_ink_reach`)."""
     return _crop(
         image,
         layout,
@@ -144,6 +155,7 @@ def staff_crop(
         height,
         side_margin_spaces,
         clip_to_neighbours,
+        reach_spaces,
     )
 
 
@@ -177,6 +189,7 @@ def _crop(
     height: int | None,
     side_margin_spaces: float,
     clip_to_neighbours: bool,
+    reach_spaces: float | None = None,
 ) -> LayoutCrop:
     image = np.asarray(image)
     if image.shape[:2] != tuple(layout.image_shape):
@@ -187,23 +200,23 @@ def _crop(
     box = crop_box(
         layout, system_index, staff_index, margin_spaces, side_margin_spaces, clip_to_neighbours
     )
-    x0, y0, x1, y1 = (int(v) for v in box)
-    if layout.skew_degrees == 0.0:
-        pixels = image[y0:y1, x0:x1].copy()
-    else:
-        # Crop pixel (u, v) is layout point (x0 + u, y0 + v), which the skew rotation
-        # takes to the source image; warp only those pixels.
-        to_source = np.vstack((rotation_matrix(layout.image_shape, layout.skew_degrees), [0, 0, 1]))
-        shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
-        m = (to_source @ shift)[:2]
-        pixels = cv2.warpAffine(
-            image,
-            m,
-            (x1 - x0, y1 - y0),
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=255,
+    if staff_index is not None and reach_spaces is not None and reach_spaces > margin_spaces:
+        outer = crop_box(
+            layout, system_index, staff_index, reach_spaces, side_margin_spaces, clip_to_neighbours
         )
+        pixels = _cut(image, layout, outer)
+        staff = _staff(_system(layout, system_index).staves, staff_index)
+        top, bottom = _ink_reach(
+            pixels,
+            [y - outer[1] for y in staff.line_ys],
+            staff.space,
+            (box[1] - outer[1], box[3] - outer[1]),
+        )
+        pixels = pixels[top:bottom]
+        box = (outer[0], outer[1] + top, outer[2], outer[1] + bottom)
+    else:
+        pixels = _cut(image, layout, box)
+    x0, y0 = int(box[0]), int(box[1])
     scale = 1.0
     if height is not None:
         if height < 1:
@@ -232,6 +245,65 @@ def _crop(
         system_index=system_index,
         staff_indices=staff_indices,
     )
+
+
+def _cut(image: np.ndarray, layout: PageLayout, box: Box) -> np.ndarray:
+    """The pixels of layout region ``box`` (integer, end exclusive) from the analysed image."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    if layout.skew_degrees == 0.0:
+        return image[y0:y1, x0:x1].copy()
+    # Crop pixel (u, v) is layout point (x0 + u, y0 + v), which the skew rotation takes to
+    # the source image; warp only those pixels.
+    to_source = np.vstack((rotation_matrix(layout.image_shape, layout.skew_degrees), [0, 0, 1]))
+    shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+    m = (to_source @ shift)[:2]
+    return cv2.warpAffine(
+        image,
+        m,
+        (x1 - x0, y1 - y0),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=255,
+    )
+
+
+def _ink_reach(
+    pixels: np.ndarray, line_ys: list[float], space: float, rows: tuple[float, float]
+) -> tuple[int, int]:
+    """The rows [top, bottom) of ``pixels`` (a staff cut with room to spare) that hold the
+    margin ``rows`` and all the ink that hangs together with the staff's lines
+    (``line_ys``, in these pixels). Strokes that run through the whole room above or below
+    the staff are barlines or braces on their way to the next staff and are left out;
+    the rest is joined across gaps of up to ``_REACH_GAP`` spaces (the space between one
+    ledger line and the next, or a slur and the notes under it), and the pieces joined
+    to the staff lines give the reach."""
+    h = pixels.shape[0]
+    top, bottom = max(0, int(rows[0])), min(h, int(math.ceil(rows[1])))
+    gray = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+    _, ink = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    first, last = int(round(min(line_ys))), int(round(max(line_ys)))
+    for lo, hi in ((0, first), (last + 1, h)):
+        if hi - lo > 2:
+            room = ink[lo:hi]
+            # (odd kernels: an even one shifts OpenCV's opening and closing by a pixel)
+            tall = hi - lo - 1 + (hi - lo) % 2
+            through = cv2.morphologyEx(room, cv2.MORPH_OPEN, np.ones((tall, 1), np.uint8))
+            ink[lo:hi] = cv2.subtract(room, cv2.dilate(through, np.ones((1, 3), np.uint8)))
+    gap = max(3, round(_REACH_GAP * space)) | 1
+    ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((gap, 1), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    on_lines = np.zeros(count, bool)
+    for y in line_ys:
+        r = int(round(y))
+        if 0 <= r < h:
+            on_lines[np.unique(labels[r])] = True
+    on_lines[0] = False  # the paper
+    staff = np.nonzero(on_lines)[0]
+    if staff.size == 0:
+        return top, bottom
+    ink_top = int(stats[staff, cv2.CC_STAT_TOP].min())
+    ink_bottom = int((stats[staff, cv2.CC_STAT_TOP] + stats[staff, cv2.CC_STAT_HEIGHT]).max())
+    return min(top, ink_top), max(bottom, ink_bottom)
 
 
 def _draw_lost_lines(

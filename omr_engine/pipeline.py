@@ -219,12 +219,11 @@ class PagePipeline:
     # pages within 0.2 points of SER of best path (flagged: 0.8 to 2.8 points more) and
     # took the sample page 0.76 s against 0.67 s.
     CTC_BEAM = 1
-    # A staff crop reaches past its margin, up to this many staff spaces (and half-way to
-    # the next staff), for the ink that hangs together with the staff: notes high on
+    # A staff crop reaches past its margin, up to this many staff spaces (and half a space
+    # short of the next staff), for the ink that hangs together with the staff: notes on
     # ledger lines, which the training crops never cut (layout/crop.py). Run 5j, SER on
-    # 500 degraded / 500 clean generated systems: 0.311 / 0.291 -> 0.285 / 0.261 (8.0
-    # spaces: 0.274 on 150 of them against 0.266 at 6.0); the 240 engraver pages: 804 ->
-    # 799 tokens wrong; 300 corpus systems: 0.065 both.
+    # 500 degraded / 500 clean generated systems: 0.311 / 0.291 -> 0.279 / 0.258; 300
+    # corpus systems 0.065 -> 0.061; the 240 engraver pages: 804 -> 738 tokens wrong.
     CROP_REACH = 6.0
 
     def __init__(

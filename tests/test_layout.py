@@ -618,9 +618,10 @@ def test_staff_crop_stops_half_way_to_the_neighbouring_staff(
     )
 
 
-def _two_staves_with_a_high_note(ledgers: int) -> tuple[np.ndarray, PageLayout]:
-    """A drawn page: two staves of 10-pixel spaces joined by a barline, and over the lower
-    staff a stemless note on its ``ledgers``-th ledger line."""
+def _two_staves_with_a_high_note(ledgers: int, worn: bool = False) -> tuple[np.ndarray, PageLayout]:
+    """A drawn page: two staves of 10-pixel spaces joined by a barline (``worn``: broken
+    every 8 pixels between the staves, as faded print breaks it), and over the lower staff
+    a stemless note on its ``ledgers``-th ledger line."""
     from omr_engine.layout.structures import Staff, System
 
     image = np.full((400, 600), 255, np.uint8)
@@ -631,6 +632,9 @@ def _two_staves_with_a_high_note(ledgers: int) -> tuple[np.ndarray, PageLayout]:
             image[int(y) : int(y) + 2, 50:550] = 0
         staves.append(Staff(ys[0], ys[-1], ys, 50.0, 550.0, 10.0))
     image[100:302, 300:303] = 0  # a barline through both staves and the gap
+    if worn:
+        for y in range(146, 256, 8):
+            image[y : y + 2, 300:303] = 255
     for k in range(1, ledgers + 1):
         image[260 - 10 * k : 262 - 10 * k, 392:420] = 0
     y = 260 - 10 * ledgers
@@ -655,6 +659,16 @@ def test_a_staff_crop_reaches_past_its_margin_for_a_note_high_on_ledger_lines() 
     # (row 200), and a staff with nothing past its margin keeps the margin.
     upper = staff_crop(image, layout, 0, 0, margin_spaces=3.5, reach_spaces=6.0)
     assert upper.box == staff_crop(image, layout, 0, 0, margin_spaces=3.5).box
+    # ... nor when faded print has broken it into dashes
+    image, layout = _two_staves_with_a_high_note(ledgers=4, worn=True)
+    upper = staff_crop(image, layout, 0, 0, margin_spaces=3.5, reach_spaces=6.0)
+    assert upper.box == staff_crop(image, layout, 0, 0, margin_spaces=3.5).box
+    # A note between the staves that stands nearer the other staff (past half-way, row 200)
+    # is still reached, as long as the reach allows it.
+    image, layout = _two_staves_with_a_high_note(ledgers=7)
+    note_top = int(np.nonzero((image[170:240, 395:418] < 128).any(axis=1))[0][0]) + 170
+    assert note_top < 200
+    assert staff_crop(image, layout, 0, 1, margin_spaces=3.5, reach_spaces=8.0).box[1] == note_top
 
 
 def test_crop_refuses_an_image_that_was_not_analysed(

@@ -36,6 +36,8 @@ DEFAULT_MARGIN_SPACES = 4.0
 DEFAULT_SIDE_MARGIN_SPACES = 1.5
 _LINE_WIDTH = 0.1  # staff spaces: a drawn-in staff line's thickness
 _REACH_GAP = 1.2  # staff spaces: gaps up to this between pieces of ink (ledger lines) are bridged
+_REACH_NEAR = 0.5  # staff spaces: the reach stops this far short of another staff's lines
+_THROUGH = 0.75  # share of the room above or below a staff that a barline's column inks
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,8 +146,8 @@ def staff_crop(
     """Staff ``staff_index`` (0 = top) of system ``system_index``; the margin stops
     half-way to the staves above and below unless ``clip_to_neighbours`` is False. With
     ``reach_spaces`` the crop grows past the margin, up to that many staff spaces (and
-    the same half-way limit), to take in the ink that hangs together with the staff
-    (:func:`_ink_reach`)."""
+    half a space short of the next staff's lines: :func:`_reach_box`), to take in the
+    ink that hangs together with the staff (:func:`_ink_reach`)."""
     return _crop(
         image,
         layout,
@@ -201,7 +203,7 @@ def _crop(
         layout, system_index, staff_index, margin_spaces, side_margin_spaces, clip_to_neighbours
     )
     if staff_index is not None and reach_spaces is not None and reach_spaces > margin_spaces:
-        outer = crop_box(
+        outer = _reach_box(
             layout, system_index, staff_index, reach_spaces, side_margin_spaces, clip_to_neighbours
         )
         pixels = _cut(image, layout, outer)
@@ -247,6 +249,34 @@ def _crop(
     )
 
 
+def _reach_box(
+    layout: PageLayout,
+    system_index: int,
+    staff_index: int,
+    reach_spaces: float,
+    side_margin_spaces: float,
+    clip_to_neighbours: bool,
+) -> Box:
+    """The room a staff crop may reach into: ``reach_spaces`` above and below the staff,
+    and, with ``clip_to_neighbours``, up to ``_REACH_NEAR`` spaces short of the next
+    staff's lines rather than half-way to them (a note on ledger lines between the staves
+    of a grand staff may stand nearer the other staff)."""
+    x0, y0, x1, y1 = crop_box(
+        layout, system_index, staff_index, reach_spaces, side_margin_spaces, False
+    )
+    if clip_to_neighbours:
+        staff = _staff(_system(layout, system_index).staves, staff_index)
+        others = [s for s in _all_staves(layout) if s is not staff]
+        near = _REACH_NEAR * staff.space
+        above = [s.bottom for s in others if s.bottom < staff.top]
+        below = [s.top for s in others if s.top > staff.bottom]
+        if above:
+            y0 = max(y0, float(math.floor(max(above) + near)))
+        if below:
+            y1 = min(y1, float(math.ceil(min(below) - near) + 1))
+    return (x0, y0, x1, y1)
+
+
 def _cut(image: np.ndarray, layout: PageLayout, box: Box) -> np.ndarray:
     """The pixels of layout region ``box`` (integer, end exclusive) from the analysed image."""
     x0, y0, x1, y1 = (int(v) for v in box)
@@ -272,8 +302,9 @@ def _ink_reach(
 ) -> tuple[int, int]:
     """The rows [top, bottom) of ``pixels`` (a staff cut with room to spare) that hold the
     margin ``rows`` and all the ink that hangs together with the staff's lines
-    (``line_ys``, in these pixels). Strokes that run through the whole room above or below
-    the staff are barlines or braces on their way to the next staff and are left out;
+    (``line_ys``, in these pixels). Strokes that run through the room above or below the
+    staff (inking ``_THROUGH`` of it, as a barline worn into dashes still does) are
+    barlines or braces on their way to the next staff and are left out;
     the rest is joined across gaps of up to ``_REACH_GAP`` spaces (the space between one
     ledger line and the next, or a slur and the notes under it), and the pieces joined
     to the staff lines give the reach."""
@@ -284,13 +315,19 @@ def _ink_reach(
     first, last = int(round(min(line_ys))), int(round(max(line_ys)))
     for lo, hi in ((0, first), (last + 1, h)):
         if hi - lo > 2:
-            room = ink[lo:hi]
-            # (odd kernels: an even one shifts OpenCV's opening and closing by a pixel)
-            tall = hi - lo - 1 + (hi - lo) % 2
-            through = cv2.morphologyEx(room, cv2.MORPH_OPEN, np.ones((tall, 1), np.uint8))
-            ink[lo:hi] = cv2.subtract(room, cv2.dilate(through, np.ones((1, 3), np.uint8)))
+            # a column inked down most of the room, the columns beside it included (a
+            # barline worn into dashes still inks most of it; a stem to a high note not)
+            share = (ink[lo:hi] > 0).mean(axis=0)
+            through = share >= _THROUGH
+            through[1:] |= through[:-1].copy()
+            through[:-1] |= through[1:].copy()
+            ink[lo:hi, through] = 0
     gap = max(3, round(_REACH_GAP * space)) | 1
-    ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((gap, 1), np.uint8))
+    # paper around it: OpenCV's erosion takes what lies past the edge for ink, so ink
+    # within half a gap of the edge would otherwise be joined to it
+    pad = gap // 2 + 1
+    ink = cv2.copyMakeBorder(ink, pad, pad, 0, 0, cv2.BORDER_CONSTANT, value=0)
+    ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((gap, 1), np.uint8))[pad:-pad]
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     on_lines = np.zeros(count, bool)
     for y in line_ys:

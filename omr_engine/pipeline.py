@@ -257,7 +257,6 @@ class PagePipeline:
         meta = getattr(recognizer, "config", {}) or {}
         self.unit = meta.get("data", {}).get("unit", "staff")
         self.crop_margin = float(meta.get("data", {}).get("margin_spaces", 4.0))
-        self.crop_reach = self.CROP_REACH
 
     def _recognize(self, crops: list[LayoutCrop]) -> list[Result]:
         factory = self.grammar.start if self.constrained else None
@@ -518,7 +517,7 @@ class PagePipeline:
                             i,
                             s,
                             self.crop_margin,
-                            reach_spaces=self.crop_reach,
+                            reach_spaces=self.CROP_REACH,
                         )
                     )
                     owners.append((i, s))

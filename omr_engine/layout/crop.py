@@ -83,19 +83,11 @@ def crop_box(
     top, bottom = staves[0].top, staves[-1].bottom
     y0, y1 = top - margin_spaces * space, bottom + margin_spaces * space
     if clip_to_neighbours:
-        # Neighbours are systems for a system crop, any staff for a staff crop.
-        if staff_index is None:
-            others = [
-                (s.box[1], s.box[3]) for i, s in enumerate(layout.systems) if i != system_index
-            ]
-        else:
-            others = [(s.top, s.bottom) for s in _all_staves(layout) if s not in staves]
-        above = [b for _, b in others if b < top]
-        below = [t for t, _ in others if t > bottom]
-        if above:
-            y0 = max(y0, (max(above) + top) / 2)
-        if below:
-            y1 = min(y1, (min(below) + bottom) / 2)
+        above, below = _neighbours(layout, system_index, staff_index)
+        if above is not None:
+            y0 = max(y0, (above + top) / 2)
+        if below is not None:
+            y1 = min(y1, (below + bottom) / 2)
     x0, _, x1, _ = system.box
     x0, x1 = x0 - side_margin_spaces * space, x1 + side_margin_spaces * space
     h, w = layout.image_shape
@@ -265,16 +257,31 @@ def _reach_box(
         layout, system_index, staff_index, reach_spaces, side_margin_spaces, False
     )
     if clip_to_neighbours:
-        staff = _staff(_system(layout, system_index).staves, staff_index)
-        others = [s for s in _all_staves(layout) if s is not staff]
-        near = _REACH_NEAR * staff.space
-        above = [s.bottom for s in others if s.bottom < staff.top]
-        below = [s.top for s in others if s.top > staff.bottom]
-        if above:
-            y0 = max(y0, float(math.floor(max(above) + near)))
-        if below:
-            y1 = min(y1, float(math.ceil(min(below) - near) + 1))
+        near = _REACH_NEAR * _staff(_system(layout, system_index).staves, staff_index).space
+        above, below = _neighbours(layout, system_index, staff_index)
+        if above is not None:
+            y0 = max(y0, float(math.floor(above + near)))
+        if below is not None:
+            y1 = min(y1, float(math.ceil(below - near) + 1))
     return (x0, y0, x1, y1)
+
+
+def _neighbours(
+    layout: PageLayout, system_index: int, staff_index: int | None
+) -> tuple[float | None, float | None]:
+    """The bottom of the nearest neighbour above a system (or one of its staves) and the
+    top of the nearest below, None where there is none: other systems for a system, any
+    other staff for a staff."""
+    system = _system(layout, system_index)
+    if staff_index is None:
+        staves = system.staves
+        others = [(s.box[1], s.box[3]) for i, s in enumerate(layout.systems) if i != system_index]
+    else:
+        staves = [_staff(system.staves, staff_index)]
+        others = [(s.top, s.bottom) for s in _all_staves(layout) if s not in staves]
+    above = [b for _, b in others if b < staves[0].top]
+    below = [t for t, _ in others if t > staves[-1].bottom]
+    return (max(above) if above else None, min(below) if below else None)
 
 
 def _cut(image: np.ndarray, layout: PageLayout, box: Box) -> np.ndarray:

@@ -107,11 +107,13 @@ def evaluate(
     datasets: Iterable[Path],
     limit: int,
     threads: int,
-    beam: int,
+    beam: int | None,
     musicdiff: int,
     decoder: str | None = None,
+    ctc_weight: float | None = None,
 ) -> dict[str, Any]:
     rec = Recognizer(model_dir, device="cpu", num_threads=threads)
+    beam = beam or rec.runtime.beam or 1  # by default the beam the page pipeline reads with
     vocab = rec.vocab or default_vocabulary()
     grammar = Grammar(vocab)
     store = PieceStore(memory=64)
@@ -125,7 +127,9 @@ def evaluate(
                 break
         images = [e[0] for e in examples]
         t0 = time.perf_counter()
-        free = rec.recognize(images, beam=beam, batch_size=8, decoder=decoder)
+        free = rec.recognize(
+            images, beam=beam, batch_size=8, decoder=decoder, ctc_weight=ctc_weight
+        )
         crops_seconds += time.perf_counter() - t0
         constrained = rec.recognize(
             images,
@@ -134,6 +138,7 @@ def evaluate(
             batch_size=8,
             decoder=decoder,
             token_logp=True,
+            ctc_weight=ctc_weight,
         )
         for (image, tokens, meta), f, c in zip(examples, free, constrained, strict=True):
             ref = vocab.encode(tokens)
@@ -215,6 +220,7 @@ def evaluate(
         "crops": n,
         "beam": beam,
         "decoder": decoder or rec.runtime.decoder_kind,
+        "ctc_weight": ctc_weight,
         "threads": threads,
         "ms_per_crop": round(1000 * crops_seconds / max(1, n), 1),
         "ser": table,
@@ -232,13 +238,23 @@ def main() -> None:
     ap.add_argument("--data", type=Path, action="append", required=True)
     ap.add_argument("--limit", type=int, default=600, help="crops per dataset")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--beam", type=int, default=1)
-    ap.add_argument("--decoder", choices=["attention", "ctc"], help="default: the model's")
+    ap.add_argument("--beam", type=int, help="default: the model's (the page pipeline's)")
+    ap.add_argument(
+        "--decoder", choices=["attention", "ctc", "hybrid"], help="default: the model's"
+    )
+    ap.add_argument("--ctc-weight", type=float, help="hybrid decoder: the CTC head's share")
     ap.add_argument("--musicdiff", type=int, default=100, help="crops scored with musicdiff")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     result = evaluate(
-        args.model_dir, args.data, args.limit, args.threads, args.beam, args.musicdiff, args.decoder
+        args.model_dir,
+        args.data,
+        args.limit,
+        args.threads,
+        args.beam,
+        args.musicdiff,
+        args.decoder,
+        args.ctc_weight,
     )
     print(
         f"{result['crops']} crops, {result['decoder']} decoder, "

@@ -246,8 +246,9 @@ class PagePipeline:
         self.vocab = Vocabulary.load(recognizer.vocab_path())
         self.grammar = Grammar(self.vocab)
         if beam is None:
-            kind = getattr(getattr(recognizer, "runtime", None), "decoder_kind", "attention")
-            beam = self.CTC_BEAM if kind == "ctc" else 1
+            runtime = getattr(recognizer, "runtime", None)
+            kind = getattr(runtime, "decoder_kind", "attention")
+            beam = getattr(runtime, "beam", None) or (self.CTC_BEAM if kind == "ctc" else 1)
         self.beam = beam
         self.constrained = constrained
         self.fit_measures = fit_measures

@@ -99,7 +99,7 @@ EXTRA_PACK=${EXTRA_PACK:-}           # crops built here that the device cannot b
                                      # MuseScore engravings), packed by scripts/pack_crops.py into a
                                      # .tar.xz the call carries; unpacked to $WORK/data/extra
 EXTRA_REPEAT=${EXTRA_REPEAT:-1}      # how many times the pack's crops count in the training pool
-EXPORT_ARGS=${EXPORT_ARGS:---decoder ctc}  # add --quantize for int8 ONNX
+EXPORT_ARGS=${EXPORT_ARGS:---decoder hybrid --beam 4}  # add --quantize for int8 ONNX
 DEVICE=${DEVICE:-cuda}
 INSTALL_WHEELS=${INSTALL_WHEELS:-1}
 WORK=${WORK:-/tmp/omr}

@@ -5,8 +5,9 @@
 #
 # MODEL is an exported model folder (config.json, encoder.onnx, decoder.onnx) or a training
 # checkpoint (.pt), which is first exported the way the shipped model is (staff crops, int8,
-# CTC head, crops cut 3.5 staff spaces above and below) into OUT/model. SETS is any of
-# "pages crops systems sample" (default: all four). Results go to OUT as JSON and logs;
+# read by the decoder and the CTC head together with a beam of 4, crops cut 3.5 staff
+# spaces above and below) into OUT/model. SETS is any of "pages crops systems sample"
+# (default: all four). Results go to OUT as JSON and logs;
 # the sets come from scripts/build_eval_sets.sh under DATA (default /work/data).
 set -euo pipefail
 MODEL=$1
@@ -17,7 +18,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$OUT"
 
 if [ -f "$MODEL" ]; then
-    deepmusic-ocr export "$MODEL" "$OUT/model" --unit staff --quantize --decoder ctc \
+    deepmusic-ocr export "$MODEL" "$OUT/model" --unit staff --quantize --decoder hybrid --beam 4 \
         --include-weights --margin-spaces 3.5 > "$OUT/export.log"
     MODEL=$OUT/model
 fi
@@ -28,7 +29,7 @@ for set in $SETS; do
         python "$ROOT/benchmarks/bench_engravers.py" "$DATA/engravers" --model "$MODEL" \
             --out "$OUT/pages.json" > "$OUT/pages.log" 2>&1 ;;
     crops)
-        python "$ROOT/benchmarks/eval_model.py" "$MODEL" --decoder ctc --data "$DATA/val3" \
+        python "$ROOT/benchmarks/eval_model.py" "$MODEL" --data "$DATA/val3" \
             --data "$DATA/val3-clean" --limit 600 --out "$OUT/crops.json" > "$OUT/crops.log" 2>&1 ;;
     systems)
         for s in valsys valsys-clean valsys-corpus; do

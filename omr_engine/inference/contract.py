@@ -11,6 +11,7 @@ __all__ = [
     "ENCODER_FILE",
     "DECODER_FILE",
     "VOCAB_FILE",
+    "HYBRID_CTC_WEIGHT",
     "io_names",
 ]
 
@@ -20,6 +21,9 @@ CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
 VOCAB_FILE = "vocab.json"
+# A hybrid reading's score: this share from the CTC head, the rest from the attention
+# decoder (omr_engine.inference.joint); what a config without "ctc_weight" reads with.
+HYBRID_CTC_WEIGHT = 0.3
 
 
 def io_names(layers: int) -> dict[str, list[str]]:

@@ -14,6 +14,7 @@ model is reported as unsure, which is what a reviewer needs to see.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ __all__ = [
     "beam_decode",
     "ctc_decode",
     "ctc_beam_decode",
+    "ctc_align",
+    "aligned_result",
+    "column_logp",
     "prefix_search",
 ]
 
@@ -140,6 +144,16 @@ def _allowed(states: list[GrammarState], vocab_size: int) -> np.ndarray:
     return mask
 
 
+def masked(logp: np.ndarray, states: list[GrammarState] | None, eos_id: int) -> np.ndarray:
+    """``logp`` (rows, ..., V), one row per grammar state in order, with what each state
+    forbids at -inf; a row whose grammar allows nothing may only stop."""
+    if states is None:
+        return logp
+    mask = _allowed(states, logp.shape[-1]).reshape(logp.shape)
+    mask[~mask.any(-1), eos_id] = True
+    return np.where(mask, logp, -np.inf)
+
+
 def greedy_decode(
     decoder: StepDecoder,
     state: Any,
@@ -161,11 +175,7 @@ def greedy_decode(
     for _ in range(max_len - 1):
         logits, state = decoder.step(tokens, state)
         logp = _log_softmax(logits)  # (N, V), unconstrained
-        scores = logp
-        if grammars is not None:
-            mask = _allowed([grammars[i] for i in alive], logp.shape[1])
-            mask[~mask.any(1), eos_id] = True  # a dead end can only stop
-            scores = np.where(mask, logp, -np.inf)
+        scores = masked(logp, None if grammars is None else [grammars[i] for i in alive], eos_id)
         choice = scores.argmax(-1)
         keep = []
         for row, i in enumerate(alive):
@@ -239,14 +249,8 @@ def beam_decode(
         logits, state = decoder.step(tokens, state)
         logp = _log_softmax(logits).reshape(len(active), k, -1)  # (A, K, V)
         v = logp.shape[-1]
-        scores = logp
-        if grammar_factory is not None:
-            mask = _allowed([h.grammar for c in active for h in hyps[c]], v).reshape(
-                len(active), k, v
-            )
-            dead = ~mask.any(-1)
-            mask[dead, eos_id] = True
-            scores = np.where(mask, logp, -np.inf)
+        states = [h.grammar for c in active for h in hyps[c]] if grammar_factory else None
+        scores = masked(logp, states, eos_id)  # type: ignore[arg-type]
         base = np.array([[h.logp for h in hyps[c]] for c in active])  # (A, K)
         total = (base[:, :, None] + scores).reshape(len(active), -1)  # (A, K*V)
         next_rows, next_tokens, still = [], [], []
@@ -527,3 +531,67 @@ def ctc_beam_decode(
         columns, grammar=grammar, beam=beam, prune=prune, per_column=per_column
     )[0]
     return _ctc_result(logp, list(prefix), p.confs, p.spans, p.total(), token_logp, columns)
+
+
+def ctc_align(logp: np.ndarray, ids: list[int]) -> list[list[int]] | None:
+    """The likeliest column path (CTC Viterbi) that spells ``ids`` over a crop's (C, V+1)
+    log-probabilities, blank last: each token's first and last column, or None when the
+    crop has too few columns to spell them (a repeated token needs a blank between)."""
+    c, v1 = logp.shape
+    blank = v1 - 1
+    n = len(ids)
+    if n == 0:
+        return []
+    labels = np.full(2 * n + 1, blank, np.int64)
+    labels[1::2] = ids
+    s = len(labels)
+    # A state may come from itself, the one before, or (a token after a blank, not the
+    # same token as two states back) the one two before.
+    skip = np.zeros(s, bool)
+    skip[3::2] = labels[3::2] != labels[1:-2:2]
+    emit = logp[:, labels]  # (C, S)
+    score = np.full(s, -np.inf)
+    score[0] = emit[0, 0]
+    score[1] = emit[0, 1]
+    back = np.zeros((c, s), np.int8)
+    for t in range(1, c):
+        stay = score
+        one = np.concatenate(([-np.inf], score[:-1]))
+        two = np.where(skip, np.concatenate(([-np.inf, -np.inf], score[:-2])), -np.inf)
+        options = np.stack([stay, one, two])
+        choice = options.argmax(0)
+        score = options[choice, np.arange(s)] + emit[t]
+        back[t] = choice
+    end = s - 1 if score[s - 1] >= score[s - 2] else s - 2
+    if not np.isfinite(score[end]):
+        return None
+    spans: list[list[int]] = [[-1, -1] for _ in range(n)]
+    state = end
+    for t in range(c - 1, -1, -1):
+        if state % 2 == 1:
+            k = state // 2
+            spans[k][0] = t
+            if spans[k][1] < 0:
+                spans[k][1] = t
+        state -= int(back[t, state])
+    return spans
+
+
+def column_logp(logits: np.ndarray, length: int | None = None) -> np.ndarray:
+    """A crop's (C, V+1) CTC log-probabilities over its ``length`` valid columns."""
+    return _log_softmax(logits[: len(logits) if length is None else int(length)])
+
+
+def aligned_result(result: Result, logp: np.ndarray, token_logp: bool = False) -> Result | None:
+    """An attention reading placed on the crop's CTC columns (``logp``: its
+    :func:`column_logp`): its tokens and confidences, with the positions, ``token_logp``
+    and columns of a CTC reading (:func:`ctc_decode`), so that measure fitting, duration
+    mending and re-reading work on it. None when the columns cannot spell it."""
+    spans = ctc_align(logp, list(result.ids))
+    if spans is None:
+        return None
+    out = _ctc_result(
+        logp, list(result.ids), list(result.token_confidences), spans, 0.0, token_logp
+    )
+    meta = {**out.meta, "decoder": "hybrid"}
+    return dataclasses.replace(out, score=result.score, finished=result.finished, meta=meta)

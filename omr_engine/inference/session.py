@@ -19,22 +19,30 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from omr_engine.inference.contract import CONFIG_FILE, FORMAT_VERSION, VOCAB_FILE, io_names
+from omr_engine.inference.contract import (
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    HYBRID_CTC_WEIGHT,
+    VOCAB_FILE,
+    io_names,
+)
 from omr_engine.inference.decoding import (
     GrammarState,
     Result,
+    aligned_result,
     beam_decode,
+    column_logp,
     ctc_beam_decode,
     ctc_decode,
     greedy_decode,
 )
+from omr_engine.inference.joint import joint_decode
 from omr_engine.inference.preprocess import PreprocessConfig, preprocess_batch
 from omr_engine.inference.structure import follow_grammar
 from omr_engine.inference.voices import canonical_reading
@@ -103,6 +111,8 @@ class _Runtime:
     dec_head_dim: int
     ctc: bool = False  # the encoder also gives CTC logits
     decoder_kind: str = "attention"  # what recognize() uses by default: attention or ctc
+    ctc_weight: float = HYBRID_CTC_WEIGHT  # the CTC head's share of a hybrid reading's score
+    beam: int | None = None  # the beam the page pipeline reads with (None: its own default)
 
 
 @dataclass
@@ -247,6 +257,23 @@ class Recognizer:
             cross, memory_valid, past, dict(zip(extra, outputs[len(wanted) :], strict=True))
         )
 
+    @staticmethod
+    def _read_ctc(
+        logits: np.ndarray,
+        length: int,
+        beam: int,
+        grammar_factory: Callable[[], GrammarState] | None,
+        keep: bool,
+    ) -> Result:
+        """One crop read by the CTC head: best path or prefix beam search, read freely and
+        then edited to the grammar in the order the model reads, whose columns the edit
+        weighs tokens by (:mod:`.structure`)."""
+        if beam > 1:
+            r = ctc_beam_decode(logits, length, beam=beam, token_logp=keep)
+        else:
+            r = ctc_decode(logits, length, token_logp=keep)
+        return r if grammar_factory is None else follow_grammar(r, grammar_factory)
+
     def recognize(
         self,
         images: Sequence[np.ndarray],
@@ -256,6 +283,7 @@ class Recognizer:
         batch_size: int = 8,
         decoder: str | None = None,
         token_logp: bool = False,
+        ctc_weight: float | None = None,
     ) -> list[Result]:
         """Recognise crops (uint8 grayscale, dark ink on white), one ``Result`` per crop.
 
@@ -271,9 +299,9 @@ class Recognizer:
         if beam < 1:
             raise ValueError("beam must be >= 1")
         decoder = decoder or self.runtime.decoder_kind
-        if decoder not in ("attention", "ctc"):
-            raise ValueError(f"decoder is 'attention' or 'ctc', not {decoder!r}")
-        if decoder == "ctc" and not self.runtime.ctc:
+        if decoder not in ("attention", "ctc", "hybrid"):
+            raise ValueError(f"decoder is 'attention', 'ctc' or 'hybrid', not {decoder!r}")
+        if decoder in ("ctc", "hybrid") and not self.runtime.ctc:
             raise ValueError(f"{self.model_dir} has no CTC head; use the attention decoder")
         limit = min(max_len or self.runtime.max_len, self.runtime.max_len)
         order = sorted(range(len(images)), key=lambda i: images[i].shape[1] / images[i].shape[0])
@@ -287,25 +315,32 @@ class Recognizer:
                 max_len=limit,
                 grammar_factory=grammar_factory,
             )
-            if decoder == "ctc":
+            if decoder in ("ctc", "hybrid"):
                 logits = state.extra["ctc_logits"].numpy()
                 lengths = state.extra["ctc_lengths"].numpy()
-                search = partial(ctc_beam_decode, beam=beam) if beam > 1 else ctc_decode
-                out = [
-                    search(
-                        logits[row],
-                        int(lengths[row]),
-                        token_logp=token_logp or grammar_factory is not None,
+                keep = token_logp or grammar_factory is not None
+                if decoder == "ctc":
+                    out = [
+                        self._read_ctc(logits[row], int(lengths[row]), beam, grammar_factory, keep)
+                        for row in range(len(chunk))
+                    ]
+                else:
+                    weight = self.runtime.ctc_weight if ctc_weight is None else ctc_weight
+                    logps = [column_logp(logits[row], lengths[row]) for row in range(len(chunk))]
+                    joint = joint_decode(
+                        self._step, state, logps, beam=beam, ctc_weight=weight, **common
                     )
-                    for row in range(len(chunk))
-                ]
-                if grammar_factory is not None:  # read freely, then edited to the grammar
-                    # in the order the model reads, whose columns the edit weighs tokens by
-                    out = [follow_grammar(r, grammar_factory) for r in out]
-                    if not token_logp:
-                        for r in out:
-                            r.meta.pop("token_logp", None)
-                            r.meta.pop("columns", None)
+                    # a reading the columns cannot spell (only when the search found no
+                    # other) is read by the CTC head alone
+                    out = [
+                        aligned_result(a, logps[row], keep)
+                        or self._read_ctc(logits[row], int(lengths[row]), 1, grammar_factory, keep)
+                        for row, a in enumerate(joint)
+                    ]
+                if not token_logp:
+                    for r in out:
+                        r.meta.pop("token_logp", None)
+                        r.meta.pop("columns", None)
                 out = self._canonical(out)
             elif beam == 1:
                 out = self._canonical(greedy_decode(self._step, state, len(chunk), **common))

@@ -13,6 +13,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from omr_engine.inference.contract import HYBRID_CTC_WEIGHT
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the recognition model on a synth dataset")
@@ -127,9 +129,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quantize", action="store_true", help="int8 weights for CPU")
     p.add_argument(
         "--decoder",
-        choices=["attention", "ctc"],
+        choices=["attention", "ctc", "hybrid"],
         default="attention",
-        help="how the runtime reads by default: the attention decoder, or the CTC head",
+        help="how the runtime reads by default: the attention decoder, the CTC head, or "
+        "both (hybrid: the decoder proposes, the CTC head's columns score it too)",
+    )
+    p.add_argument(
+        "--ctc-weight",
+        type=float,
+        default=HYBRID_CTC_WEIGHT,
+        help="hybrid reading: the CTC head's share of each hypothesis' score",
+    )
+    p.add_argument(
+        "--beam", type=int, help="the beam the page pipeline reads with (default: its own)"
     )
     p.add_argument(
         "--include-weights",
@@ -300,6 +312,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             vocab_path=vocab_path,
             include_weights=args.include_weights,
             decoder_kind=args.decoder,
+            ctc_weight=args.ctc_weight,
+            beam=args.beam,
         )
     config_path = out / "config.json"
     config = json.loads(config_path.read_text())

@@ -45,6 +45,7 @@ from omr_engine.inference.contract import (
     ENCODER_FILE,
     FORMAT_NAME,
     FORMAT_VERSION,
+    HYBRID_CTC_WEIGHT,
     VOCAB_FILE,
     io_names,
 )
@@ -143,6 +144,8 @@ def export_model(
     check: bool = True,
     include_weights: bool = False,
     decoder_kind: str = "attention",
+    ctc_weight: float = HYBRID_CTC_WEIGHT,
+    beam: int | None = None,
 ) -> Path:
     """Write an ONNX model directory from a model or a checkpoint; returns ``out_dir``.
 
@@ -150,14 +153,20 @@ def export_model(
     fp32 outputs differ from torch. ``include_weights`` also writes ``weights.pt`` (model
     state in fp16, and config) so that training can continue from the shipped model
     (``init_from``). ``decoder_kind`` is what the runtime reads with by default:
-    ``attention`` (the autoregressive decoder) or ``ctc`` (the encoder's CTC head).
+    ``attention`` (the autoregressive decoder), ``ctc`` (the encoder's CTC head) or
+    ``hybrid`` (both: :mod:`omr_engine.inference.joint`, the CTC head weighing
+    ``ctc_weight``); ``beam`` is the beam the page pipeline reads with (None: its own).
     """
     if opset < 17:
         raise ValueError("opset must be >= 17")
     model, info = _load_source(source)
     cfg: ModelConfig = model.cfg
-    if decoder_kind not in ("attention", "ctc") or (decoder_kind == "ctc" and not cfg.ctc_head):
-        raise ValueError("decoder_kind is 'attention', or 'ctc' for a model with a CTC head")
+    if decoder_kind not in ("attention", "ctc", "hybrid") or (
+        decoder_kind != "attention" and not cfg.ctc_head
+    ):
+        raise ValueError(
+            "decoder_kind is 'attention', or 'ctc' or 'hybrid' for a model with a CTC head"
+        )
     vocab_path = vocab_path or info.get("vocab_path")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -252,6 +261,8 @@ def export_model(
             "precision": "int8" if quantize else "fp32",
             "ctc": bool(cfg.ctc_head),
             "decoder_kind": decoder_kind,
+            "ctc_weight": ctc_weight,
+            "beam": beam,
             "opset": opset,
             "vocab_size": cfg.vocab_size,
             "pad_id": cfg.pad_id,

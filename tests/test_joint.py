@@ -97,7 +97,9 @@ def test_an_attention_reading_placed_on_the_columns_gets_positions_and_columns()
         logp[t, tok] = 0.0
     result = aligned_result(Result([2, 3], [0.9, 0.8]), _log_softmax(logp), token_logp=True)
     assert result is not None
-    assert result.ids == [2, 3] and result.token_confidences == [0.9, 0.8]
+    assert result.ids == [2, 3]
+    # the mean of the decoder's confidence and the columns' (exp(0) = 1 where they read it)
+    assert result.token_confidences == pytest.approx([0.95, 0.9], abs=1e-3)
     assert result.positions == pytest.approx([2 / 6, 4.5 / 6])
     assert len(result.meta["token_logp"]) == 2 and len(result.meta["columns"]) == 6
     assert aligned_result(Result([2, 2, 2], [1, 1, 1]), _log_softmax(logp[:4])) is None

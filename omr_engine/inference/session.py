@@ -330,10 +330,11 @@ class Recognizer:
                     joint = joint_decode(
                         self._step, state, logps, beam=beam, ctc_weight=weight, **common
                     )
-                    # a reading the columns cannot spell (only when the search found no
-                    # other) is read by the CTC head alone
+                    # a line longer than the decoder may read (max_len), or one the columns
+                    # cannot spell (only when the search found no other), is read by the
+                    # CTC head alone
                     out = [
-                        aligned_result(a, logps[row], keep)
+                        (aligned_result(a, logps[row], keep) if a.finished else None)
                         or self._read_ctc(logits[row], int(lengths[row]), 1, grammar_factory, keep)
                         for row, a in enumerate(joint)
                     ]

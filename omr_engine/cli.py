@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--beam",
         type=_positive,
-        help="beam width (1 = greedy; default 4 for a model read with its CTC head, else 1)",
+        help="beam width (1 = greedy; default: the model's, 4 for the shipped model; best "
+        "path for a model read by its CTC head alone)",
     )
     p.add_argument("--report", type=Path, help="write a JSON report of every measure")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")

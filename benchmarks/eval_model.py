@@ -113,7 +113,9 @@ def evaluate(
     ctc_weight: float | None = None,
 ) -> dict[str, Any]:
     rec = Recognizer(model_dir, device="cpu", num_threads=threads)
-    beam = beam or rec.runtime.beam or 1  # by default the beam the page pipeline reads with
+    if beam is None:  # the beam the page pipeline reads with, for the model's own reader
+        own = decoder in (None, rec.runtime.decoder_kind)
+        beam = (rec.runtime.beam if own else None) or 1
     vocab = rec.vocab or default_vocabulary()
     grammar = Grammar(vocab)
     store = PieceStore(memory=64)

@@ -48,7 +48,7 @@ class Result:
     finished: bool = True  # False when max_len was reached before EOS
     meta: dict[str, Any] = field(default_factory=dict)
     # Where each token was read, as a fraction of the crop's width (the centre of the CTC
-    # columns it spans); empty for the attention decoder, which has no alignment.
+    # columns it spans); empty for the attention decoder read alone, which has no alignment.
     positions: list[float] = field(default_factory=list)
 
 
@@ -356,9 +356,8 @@ def ctc_decode(
     :mod:`.durations` mends note values with), and ``meta["columns"]`` the crop's columns
     as :class:`Columns` (what :mod:`.reread` reads a flagged measure again from).
     """
-    c, v1 = logits.shape
-    blank = v1 - 1
-    logp = _log_softmax(logits[: c if length is None else int(length)])
+    blank = logits.shape[1] - 1
+    logp = column_logp(logits, length)
     ids: list[int] = []
     confs: list[float] = []
     spans: list[list[int]] = []  # first and last column of each token
@@ -524,8 +523,7 @@ def ctc_beam_decode(
     (C, V+1), blank last. Confidences, positions and ``token_logp`` are as in
     :func:`ctc_decode`, taken along the sequence's most likely emission.
     """
-    c, _ = logits.shape
-    logp = _log_softmax(logits[: c if length is None else int(length)])
+    logp = column_logp(logits, length)
     columns = Columns.from_logp(logp, top=max(TOP, per_column))
     prefix, p = prefix_search(
         columns, grammar=grammar, beam=beam, prune=prune, per_column=per_column

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from omr_engine.inference.contract import HYBRID_CTC_WEIGHT
 from omr_engine.inference.decoding import GrammarState, Result, StepDecoder, masked
 
 __all__ = ["joint_decode", "CTCPrefix", "CTCScorer"]
@@ -131,7 +132,7 @@ def joint_decode(
     bos_id: int,
     eos_id: int,
     max_len: int,
-    ctc_weight: float = 0.3,
+    ctc_weight: float = HYBRID_CTC_WEIGHT,
     candidates: int = 6,
     grammar_factory: Callable[[], GrammarState] | None = None,
 ) -> list[Result]:
@@ -149,8 +150,9 @@ def joint_decode(
     scorers = [CTCScorer(logp) for logp in ctc_logp]
     hyps: list[list[_Hyp]] = []
     for c in range(n):
-        first = _Hyp([], [], 0.0, scorers[c].start(), None)
-        first.grammar = grammar_factory() if grammar_factory else None
+        first = _Hyp(
+            [], [], 0.0, scorers[c].start(), grammar_factory() if grammar_factory else None
+        )
         dead = [_Hyp([], [], NEG, first.ctc, first.grammar) for _ in range(k - 1)]  # never advanced
         hyps.append([first, *dead])
     done: list[list[tuple[float, _Hyp]]] = [[] for _ in range(n)]

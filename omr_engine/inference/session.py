@@ -110,7 +110,7 @@ class _Runtime:
     dec_heads: int
     dec_head_dim: int
     ctc: bool = False  # the encoder also gives CTC logits
-    decoder_kind: str = "attention"  # what recognize() uses by default: attention or ctc
+    decoder_kind: str = "attention"  # what recognize() uses by default: attention, ctc, hybrid
     ctc_weight: float = HYBRID_CTC_WEIGHT  # the CTC head's share of a hybrid reading's score
     beam: int | None = None  # the beam the page pipeline reads with (None: its own default)
 
@@ -288,11 +288,13 @@ class Recognizer:
         """Recognise crops (uint8 grayscale, dark ink on white), one ``Result`` per crop.
 
         ``grammar_factory`` (e.g. ``grammar.start``) constrains decoding (with the CTC
-        decoder, the free reading is edited to follow the grammar: :mod:`.structure`); ``decoder`` is
-        ``attention`` (autoregressive, the default unless the model says otherwise) or
-        ``ctc`` (the encoder's CTC head: one pass); ``beam`` > 1 uses beam search (prefix
-        beam search for CTC); ``max_len`` caps the tokens per crop, BOS included (at most
-        the model's ``max_len``); ``token_logp`` keeps, with the CTC decoder, each token's
+        decoder, the free reading is edited to follow the grammar: :mod:`.structure`);
+        ``decoder`` is ``attention`` (autoregressive, the default unless the model says
+        otherwise), ``ctc`` (the encoder's CTC head: one pass) or ``hybrid`` (both, each
+        hypothesis scored by the CTC head with ``ctc_weight``, default the model's:
+        :mod:`.joint`); ``beam`` > 1 uses beam search (prefix beam search for CTC);
+        ``max_len`` caps the tokens per crop, BOS included (at most the model's
+        ``max_len``); ``token_logp`` keeps, with the CTC and hybrid decoders, each token's
         column of log-probabilities in ``meta["token_logp"]`` and the crop's columns in
         ``meta["columns"]``.
         """

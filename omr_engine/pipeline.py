@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .inference.accidentals import mend_accidentals
 from .inference.clefs import share_clefs
 from .inference.decoding import Columns, Result
 from .inference.durations import repair_durations
@@ -602,8 +603,8 @@ def mend_staff(
     (:func:`repair_durations`), both against ``time``, the signature in force where the
     line starts; with ``reread`` (the crop's columns and the line's measure spans) each
     measure the grammar still flags read again under the whole grammar
-    (:func:`reread_measures`); then ties between different pitches (:func:`mend_ties`).
-    ``rows`` are the model's columns where each token was read (None for one it did not
+    (:func:`reread_measures`); then ties between different pitches (:func:`mend_ties`),
+    and accidentals carried over a barline (:func:`mend_accidentals`). ``rows`` are the model's columns where each token was read (None for one it did not
     read); returns the ids, confidences and columns."""
     ids, confs, rows, _ = mend_tuplets(ids, confs, rows, vocab, time)
     ids, confs, _ = repair_durations(ids, confs, rows, vocab, time=time, piece_start=piece_start)
@@ -613,6 +614,7 @@ def mend_staff(
             ids, confs, rows, vocab, columns, spans, time, piece_start
         )
     ids, confs, rows, _ = mend_ties(ids, confs, rows, vocab)
+    ids, confs, _ = mend_accidentals(ids, confs, rows, vocab)
     return ids, confs, rows
 
 

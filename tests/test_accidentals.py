@@ -53,6 +53,12 @@ def test_an_accidental_kept_in_its_measure_or_on_another_octave_raises_no_questi
     assert candidates(line) == [(5, "expire", "<note:C5-half>")]
 
 
+def test_a_note_tied_over_the_barline_keeps_its_accidental():
+    line = ["<clef:G2>", "<key:0>", "<note:C#5-half>", "<tie>", "<barline>",
+            "<note:C#5-half>", "<note:C#5-half>", "<barline>"]  # fmt: skip
+    assert candidates(line) == []
+
+
 def test_the_key_alone_raises_no_question():
     line = ["<clef:G2>", "<key:2#>", "<note:F#4-quarter>", "<note:C#5-quarter>", "<barline>",
             "<note:F#4-quarter>", "<note:C#5-quarter>", "<barline>"]  # fmt: skip

@@ -13,7 +13,7 @@ octave before it in its measure (``carry``: it may have its own accidental print
 the reading forgot the earlier one), and one read with an alteration the key does not give,
 first of its step and octave in the measure, as a note of the measure before was read
 (``expire``: it may have the accidental printed again, or the reading carried it over the
-barline). The CTC head's column where the note was read decides: the other spelling is
+barline; not where a tie brings the note over the barline, which keeps its alteration). The CTC head's column where the note was read decides: the other spelling is
 taken when the head gives it at least ``exp(-margin)`` times the read one's probability.
 
 Measured on those pages with run 5j (`/work/runs/s29/acc_diag.py`: 473 candidates, each
@@ -69,6 +69,8 @@ def accidental_candidates(
     key = 0
     memory: dict[tuple[str, int], int] = {}  # this measure: (step, octave) -> alteration
     before: dict[tuple[str, int], int] = {}  # the measure before
+    tied: set[tuple[str, int]] = set()  # this measure's notes with a tie after them
+    tied_before: set[tuple[str, int]] = set()
     out: list[Candidate] = []
     for i, token in enumerate(ids):
         info = vocab.info(token)
@@ -76,6 +78,11 @@ def accidental_candidates(
             key = _key_sharps(str(info.value))
         elif info.kind == "barline":
             before, memory = memory, {}
+            tied_before, tied = tied, set()
+        elif info.kind == "tie" and i > 0:
+            last = vocab.info(ids[i - 1]).pitch
+            if last is not None:
+                tied.add((last.step, last.octave))
         elif info.kind == "note" and info.pitch is not None and info.duration is not None:
             pitch = info.pitch
             where = (pitch.step, pitch.octave)
@@ -85,7 +92,11 @@ def accidental_candidates(
             if where in memory:
                 if memory[where] != pitch.alter:
                     other, rule = memory[where], "carry"
-            elif pitch.alter != keyed and before.get(where) == pitch.alter:
+            elif (
+                pitch.alter != keyed
+                and before.get(where) == pitch.alter
+                and where not in tied_before
+            ):
                 other, rule = keyed, "expire"
             memory[where] = pitch.alter
             if other is None:

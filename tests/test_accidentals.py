@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from columns import VOCAB, column
 
 from omr_engine.inference.accidentals import accidental_candidates, mend_accidentals
-from omr_engine.notation.vocabulary import default_vocabulary
-
-VOCAB = default_vocabulary()
-BLANK = len(VOCAB)
-
-
-def column(token: str, margin: float = 8.0, nearly: tuple[str, float] | None = None) -> np.ndarray:
-    """A token's column: ``margin`` nats above blank, and ``nearly`` a second choice."""
-    row = np.full(BLANK + 1, -20.0)
-    row[BLANK] = 0.0
-    row[VOCAB.id(token)] = margin
-    if nearly:
-        row[VOCAB.id(nearly[0])] = nearly[1]
-    return row - np.logaddexp.reduce(row)
 
 
 def rows_for(tokens: list[str], special: dict[int, np.ndarray] | None = None) -> list[np.ndarray]:

@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
+from columns import VOCAB, column
 
 from omr_engine.inference.clefs import share_clefs
-from omr_engine.notation.vocabulary import default_vocabulary
-
-VOCAB = default_vocabulary()
-BLANK = len(VOCAB)
-
-
-def column(token: str) -> np.ndarray:
-    """A column sure of ``token`` (log-probabilities, blank last)."""
-    row = np.full(BLANK + 1, -20.0)
-    row[BLANK] = 0.0
-    row[VOCAB.id(token)] = 8.0
-    return row - np.logaddexp.reduce(row)
 
 
 def line(tokens: list[str], columns: bool = True):

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from columns import VOCAB, column
 
 from omr_engine.inference.ties import mend_ties, mend_ties_across
 from omr_engine.notation.grammar import Grammar
 from omr_engine.notation.score import StaffContext
-from omr_engine.notation.vocabulary import default_vocabulary
-
-VOCAB = default_vocabulary()
-BLANK = len(VOCAB)
-
-
-def column(token: str, margin: float = 8.0, nearly: tuple[str, float] | None = None) -> np.ndarray:
-    """A token's column: ``margin`` nats above blank, and ``nearly`` a second choice."""
-    row = np.full(BLANK + 1, -20.0)
-    row[BLANK] = 0.0
-    row[VOCAB.id(token)] = margin
-    if nearly:
-        row[VOCAB.id(nearly[0])] = nearly[1]
-    return row - np.logaddexp.reduce(row)  # log-probabilities
 
 
 def mend(tokens: list[str], rows: dict[int, np.ndarray] | None = None):

@@ -53,14 +53,6 @@ class Candidate:
     gap: float | None
 
 
-def _key_sharps(value: str) -> int:
-    if value.endswith("#"):
-        return int(value[:-1])
-    if value.endswith("b"):
-        return -int(value[:-1])
-    return 0
-
-
 def accidental_candidates(
     ids: Sequence[int], token_logp: Sequence[np.ndarray | None], vocab: Vocabulary
 ) -> list[Candidate]:
@@ -75,7 +67,7 @@ def accidental_candidates(
     for i, token in enumerate(ids):
         info = vocab.info(token)
         if info.kind == "key":
-            key = _key_sharps(str(info.value))
+            key = info.key
         elif info.kind == "barline":
             before, memory = memory, {}
             tied_before, tied = tied, set()
@@ -120,8 +112,8 @@ def mend_accidentals(
     rules: tuple[str, ...] = ("expire",),
 ) -> tuple[list[int], list[float], int]:
     """One staff's line with each questioned note (:func:`accidental_candidates`) that one
-    of ``rules`` found given its other spelling where the CTC head's column gives that at least ``exp(-margin)``
-    times the read one's probability. A changed note's confidence becomes the head's
+    of ``rules`` found given its other spelling, where the CTC head's column gives that at
+    least ``exp(-margin)`` times the read one's probability. A changed note's confidence becomes the head's
     probability of its new spelling. Returns the ids, the confidences and the number
     changed. Candidates are found on the reading as it was, so one change does not
     move another's memory."""

@@ -36,6 +36,7 @@ from .inference.measures import (
 )
 from .inference.meter import beat_votes, choose_time, measure_lengths, share_time_signatures
 from .inference.reread import reread_measures
+from .inference.second_look import SecondLook, flagged_measures
 from .inference.ties import Line, mend_ties, mend_ties_across
 from .inference.tuplets import mend_tuplets
 from .layout import (
@@ -120,6 +121,19 @@ class PageResult:
     confidences: dict[str, float] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     skipped: str = ""  # why a page was skipped (no staves)
+
+
+@dataclass
+class _Assembled:
+    """A page's readings put together (:meth:`PagePipeline._assemble`): its systems (some
+    joined), each crop's (system, staff), each system's (boxes, ids, confidences, token
+    columns, re-read sources) and each system's time signature in force per staff where
+    it starts (empty when nothing was mended)."""
+
+    systems: list[System]
+    owners: list[tuple[int, int]]
+    fitted: list[tuple]
+    starts: list[list[str | None]]
 
 
 def split_measures(tokens: list[str], vocab: Vocabulary) -> list[list[str]]:
@@ -238,6 +252,7 @@ class PagePipeline:
         mend_durations: bool = True,
         fit_meter: bool = True,
         reread: bool = True,
+        second_look: bool = True,
     ) -> None:
         if recognizer is None:
             from .inference.session import Recognizer
@@ -256,17 +271,28 @@ class PagePipeline:
         self.mend_durations = mend_durations
         self.fit_meter = fit_meter
         self.reread = reread
+        # a staff left in doubt is read again wider (inference/second_look.py), as the
+        # model's runtime settings say
+        runtime = getattr(recognizer, "runtime", None)
+        stretch = getattr(runtime, "second_stretch", None)
+        self.second_look = (
+            SecondLook(stretch, getattr(runtime, "second_below", None))
+            if second_look and stretch is not None
+            else None
+        )
         meta = getattr(recognizer, "config", {}) or {}
         self.unit = meta.get("data", {}).get("unit", "staff")
         self.crop_margin = float(meta.get("data", {}).get("margin_spaces", 4.0))
 
-    def _recognize(self, crops: list[LayoutCrop]) -> list[Result]:
+    def _recognize(self, crops: list[LayoutCrop], stretch: float | None = None) -> list[Result]:
         factory = self.grammar.start if self.constrained else None
+        wider = {} if stretch is None else {"stretch": stretch}
         return self.recognizer.recognize(
             [c.image for c in crops],
             grammar_factory=factory,
             beam=self.beam,
             token_logp=self.mend_durations,
+            **wider,
         )
 
     def _fit_system(
@@ -476,6 +502,70 @@ class PagePipeline:
                 for (_, ids, confs, rows, _), line in zip(systems, mended, strict=True):
                     ids[s], confs[s], rows[s] = line
 
+    def _assemble(
+        self,
+        systems: list[System],
+        crops: list[LayoutCrop],
+        owners: list[tuple[int, int]],
+        results: list[Result],
+        contexts: list[StaffContext] | None,
+        first_measure: int,
+    ) -> _Assembled:
+        """The page's readings (one per crop, ``owners`` saying whose system and staff)
+        put together: systems the staves read as one joined, each staff's tokens cut into
+        its system's measures, time signatures shared and fitted to the measures, note
+        values, tuplets, ties and accidentals mended, flagged measures read again from the
+        columns, clefs shared along the staves and ties carried across systems."""
+        unit = "system" if self.unit == "system" else "staff"
+        if unit == "staff" and self.fit_measures and all(r.positions for r in results):
+            systems, owners = self._join_read_systems(systems, crops, owners, results)
+        times = [c.time for c in contexts or []]  # the time signature in force per staff
+        fitted = []
+        for i, system in enumerate(systems):
+            mine = [k for k, (owner, _) in enumerate(owners) if owner == i]
+            if unit == "staff":
+                fitted.append(
+                    self._fit_system(system, [crops[k] for k in mine], [results[k] for k in mine])
+                )
+            else:
+                ids = [list(results[k].ids) for k in mine]
+                confs = [list(results[k].token_confidences) for k in mine]
+                fitted.append(
+                    (list(system.measure_boxes), ids, confs, [[] for _ in ids], [None] * len(ids))
+                )
+        if self.fit_meter:
+            for _, ids, confs, rows, _ in fitted:
+                share_time_signatures(ids, confs, rows, self.grammar)
+            self._fit_meter(
+                [(ids, confs) for _, ids, confs, _, _ in fitted], piece_start=first_measure == 0
+            )
+        mend = unit == "staff" and self.mend_durations
+        starts: list[list[str | None]] = []
+        if mend:
+            for i, (_, ids, confs, rows, rereads) in enumerate(fitted):
+                starts.append([*times, *[None] * (len(ids) - len(times))][: len(ids)])
+                self._mend_system(ids, confs, rows, times, first_measure == 0 and i == 0, rereads)
+        # clefs after the re-reads (which decode the columns again under the clef read) and
+        # before the ties across systems (which compare pitches under the clef shared)
+        self._along_staves(fitted, share_clefs)
+        if mend:
+            self._along_staves(fitted, mend_ties_across)
+        return _Assembled(systems, owners, fitted, starts)
+
+    def _staff_flags(self, read: _Assembled, first_measure: int) -> dict[int, int]:
+        """Per crop (its index), the measures the grammar flags in its staff's line as
+        put together, against the time signature in force where the line starts."""
+        out: dict[int, int] = {}
+        for i, (_, ids, _, _, _) in enumerate(read.fitted):
+            mine = [k for k, (owner, _) in enumerate(read.owners) if owner == i]
+            for k, (_, s) in zip(mine, (read.owners[k] for k in mine), strict=True):
+                if s < len(ids):
+                    piece_start = first_measure == 0 and i == 0
+                    out[k] = len(
+                        flagged_measures(self.grammar, ids[s], read.starts[i][s], piece_start)
+                    )
+        return out
+
     def read_page(
         self,
         page: Page,
@@ -533,41 +623,44 @@ class PagePipeline:
             cancel.check()
             results += self._recognize(crops[start : start + self.BATCH])
         cancel.check()
-        if unit == "staff" and self.fit_measures and all(r.positions for r in results):
-            systems, owners = self._join_read_systems(systems, crops, owners, results)
+        read = self._assemble(systems, crops, owners, results, contexts, first_measure)
+        look = self.second_look if unit == "staff" and self.mend_durations else None
+        if look is not None and read.starts:
+            flags = self._staff_flags(read, first_measure)
+            weak = [
+                k for k in range(total) if k in flags and look.wanted(flags[k], results[k].score)
+            ]
+            again: list[Result] = []
+            for start in range(0, len(weak), self.BATCH):
+                yield Progress(
+                    total + start,
+                    total + len(weak),
+                    f"page {page.index + 1}: reading {len(weak)} staves again, wider",
+                )
+                cancel.check()
+                batch = [crops[k] for k in weak[start : start + self.BATCH]]
+                again += self._recognize(batch, stretch=look.stretch)
+            if weak:
+                trial = list(results)
+                for k, r in zip(weak, again, strict=True):
+                    trial[k] = r
+                second = self._assemble(systems, crops, owners, trial, contexts, first_measure)
+                flags2 = self._staff_flags(second, first_measure)
+                chosen = list(results)
+                for k in weak:
+                    if k in flags2 and look.prefer(
+                        (flags[k], results[k].score), (flags2[k], trial[k].score)
+                    ):
+                        chosen[k] = trial[k]
+                if chosen == trial:
+                    read = second
+                elif chosen != results:
+                    read = self._assemble(systems, crops, owners, chosen, contexts, first_measure)
+        systems, fitted = read.systems, read.fitted
         staff_count = max(len(s.staves) for s in systems)
         measures: list[Measure] = []
         confidences: dict[str, float] = {}
         first_tokens: list[str] = []
-        times = [c.time for c in contexts or []]  # the time signature in force per staff
-        fitted = []
-        for i, system in enumerate(systems):
-            mine = [k for k, (owner, _) in enumerate(owners) if owner == i]
-            if unit == "staff":
-                fitted.append(
-                    self._fit_system(system, [crops[k] for k in mine], [results[k] for k in mine])
-                )
-            else:
-                ids = [list(results[k].ids) for k in mine]
-                confs = [list(results[k].token_confidences) for k in mine]
-                fitted.append(
-                    (list(system.measure_boxes), ids, confs, [[] for _ in ids], [None] * len(ids))
-                )
-        if self.fit_meter:
-            for _, ids, confs, rows, _ in fitted:
-                share_time_signatures(ids, confs, rows, self.grammar)
-            self._fit_meter(
-                [(ids, confs) for _, ids, confs, _, _ in fitted], piece_start=first_measure == 0
-            )
-        mend = unit == "staff" and self.mend_durations
-        if mend:
-            for i, (_, ids, confs, rows, rereads) in enumerate(fitted):
-                self._mend_system(ids, confs, rows, times, first_measure == 0 and i == 0, rereads)
-        # clefs after the re-reads (which decode the columns again under the clef read) and
-        # before the ties across systems (which compare pitches under the clef shared)
-        self._along_staves(fitted, share_clefs)
-        if mend:
-            self._along_staves(fitted, mend_ties_across)
         for i, (system, (boxes, ids, confs, _, _)) in enumerate(zip(systems, fitted, strict=True)):
             tokens, conf = merge_staves([self.vocab.decode(x) for x in ids], self.vocab, confs)
             if i == 0:

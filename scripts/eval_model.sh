@@ -6,7 +6,8 @@
 # MODEL is an exported model folder (config.json, encoder.onnx, decoder.onnx) or a training
 # checkpoint (.pt), which is first exported the way the shipped model is (staff crops, int8,
 # read by the decoder and the CTC head together with a beam of 4, crops cut 3.5 staff
-# spaces above and below) into OUT/model. SETS is any of "pages crops systems sample"
+# spaces above and below, a staff left flagged or unsure read again 1.4 times wider) into
+# OUT/model. SETS is any of "pages crops systems sample"
 # (default: all four). Results go to OUT as JSON and logs;
 # the sets come from scripts/build_eval_sets.sh under DATA (default /work/data).
 set -euo pipefail
@@ -19,7 +20,8 @@ mkdir -p "$OUT"
 
 if [ -f "$MODEL" ]; then
     deepmusic-ocr export "$MODEL" "$OUT/model" --unit staff --quantize --decoder hybrid --beam 4 \
-        --include-weights --margin-spaces 3.5 > "$OUT/export.log"
+        --include-weights --margin-spaces 3.5 --second-stretch 1.4 --second-below -0.2 \
+        > "$OUT/export.log"
     MODEL=$OUT/model
 fi
 

@@ -349,3 +349,44 @@ def test_hybrid_reading_through_onnxruntime_places_each_token_on_the_columns(exp
     # ... which is what a line cut short by max_len gets
     short = rec.recognize(crops, decoder="hybrid", max_len=2)
     assert [r.ids for r in short] == [r.ids for r in ctc]
+
+
+def test_a_stretched_reading_is_the_torch_reading_of_the_crop_made_wider(exported, tmp_path):
+    from omr_engine.inference.preprocess import resize_crop
+
+    model, out = exported
+    crops = random_crops(3, seed=5)
+    cfg = model.cfg.preprocess
+    wider = [torch_tokens(model, [resize_crop(c, cfg, 1.4)])[0] for c in crops]
+    rec = Recognizer(out, device="cpu")
+    assert [r.ids for r in rec.recognize(crops, stretch=1.4)] == wider
+    # the model directory's runtime.stretch is the default
+    config = json.loads((out / "config.json").read_text())
+    config["runtime"]["stretch"] = 1.4
+    moved = tmp_path / "wide"
+    moved.mkdir()
+    for name in ("encoder.onnx", "decoder.onnx", "vocab.json"):
+        (moved / name).write_bytes((out / name).read_bytes())
+    (moved / "config.json").write_text(json.dumps(config))
+    assert [r.ids for r in Recognizer(moved, device="cpu").recognize(crops)] == wider
+
+
+def test_export_writes_the_second_look_the_page_pipeline_takes(exported, tmp_path, capsys):
+    from omr_engine.cli import main
+    from omr_engine.inference.second_look import SecondLook
+    from omr_engine.pipeline import PagePipeline
+
+    model, _ = exported
+    weights = tmp_path / "weights.pt"
+    torch.save({"model": model.state_dict(), "model_config": model.cfg.to_dict()}, weights)
+    out = tmp_path / "model"
+    args = ["export", str(weights), str(out), "--second-stretch", "1.4", "--second-below", "-0.2"]
+    assert main(args) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["runtime"]["second_stretch"] == 1.4
+    assert config["runtime"]["second_below"] == -0.2
+    pipe = PagePipeline(recognizer=Recognizer(out, device="cpu"))
+    assert pipe.second_look == SecondLook(1.4, -0.2)
+    capsys.readouterr()
+    assert main(["export", str(weights), str(tmp_path / "bad"), "--second-stretch", "0"]) != 0
+    assert capsys.readouterr().err.count("\n") == 1

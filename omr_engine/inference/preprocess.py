@@ -3,8 +3,10 @@
 One crop (a staff or a system, uint8 grayscale, dark ink on white paper) becomes a float
 array of fixed height for the encoder:
 
-1. resize to ``height`` keeping the aspect ratio (area interpolation when shrinking), and
-   squash horizontally if the result would be wider than ``max_width``;
+1. resize to ``height`` keeping the aspect ratio (area interpolation when shrinking), or
+   ``stretch`` times wider than the aspect ratio says (what the model reads best, which
+   the model directory's ``runtime.stretch`` says; 1 in training), and squash
+   horizontally if the result would be wider than ``max_width``;
 2. pad on the right with white paper to a multiple of ``width_multiple`` (patch size times
    the encoder's attention window, so windows tile the width exactly) and, in a batch,
    to the widest crop;
@@ -81,11 +83,12 @@ def _as_gray_uint8(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def resize_crop(image: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """Resize one uint8 crop to ``(cfg.height, w)`` with ``w <= cfg.max_width``."""
+def resize_crop(image: np.ndarray, cfg: PreprocessConfig, stretch: float = 1.0) -> np.ndarray:
+    """Resize one uint8 crop to ``(cfg.height, w)`` with ``w <= cfg.max_width``: ``w`` is
+    ``stretch`` times the width that keeps the aspect ratio."""
     image = _as_gray_uint8(image)
     h, w = image.shape
-    new_w = max(1, round(w * cfg.height / h))
+    new_w = max(1, round(w * cfg.height / h * stretch))
     new_w = min(new_w, cfg.max_width)
     if (h, w) == (cfg.height, new_w):
         return np.ascontiguousarray(image)
@@ -119,7 +122,7 @@ def pad_batch(
 
 
 def preprocess_batch(
-    images: Sequence[np.ndarray], cfg: PreprocessConfig
+    images: Sequence[np.ndarray], cfg: PreprocessConfig, stretch: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``resize_crop`` every image, then ``pad_batch``."""
-    return pad_batch([resize_crop(im, cfg) for im in images], cfg)
+    """``resize_crop`` every image (``stretch`` times wider), then ``pad_batch``."""
+    return pad_batch([resize_crop(im, cfg, stretch) for im in images], cfg)

@@ -33,6 +33,7 @@ from ..notation.reading_order import onset_order_sources
 from ..notation.score import StaffContext
 from ..notation.vocabulary import Vocabulary
 from .decoding import TOP, Columns, Reading, prefix_search
+from .second_look import flagged_measures
 
 __all__ = ["grammars", "reread_measures"]
 
@@ -86,7 +87,7 @@ def reread_measures(
     closing[vocab.eos_id] = True
     contexts = [StaffContext(time=time)]
     out_ids, out_confs, out_rows = list(ids), list(confs), list(rows)
-    flagged = _flagged(plain, contexts, piece_start, out_ids)
+    flagged = flagged_measures(plain, out_ids, time, piece_start)
     measures = _measures(out_ids, barline)
     if not (flagged or short) or len(measures) > len(spans) or not len(columns):
         return out_ids, out_confs, out_rows, 0
@@ -114,7 +115,7 @@ def reread_measures(
                 order = onset_order_sources(tokens)
                 new_ids = vocab.encode([tok for tok, _ in order])
                 trial = [*out_ids[:first], *new_ids, *out_ids[end + 1 :]]
-                now = _flagged(plain, contexts, piece_start, trial)
+                now = flagged_measures(plain, trial, time, piece_start)
                 if len(now) <= len(flagged) and trial != out_ids:
                     peaks = [
                         columns.peak(tok, lo, hi)
@@ -132,16 +133,6 @@ def reread_measures(
         for tok in out_ids[first : end + 1]:
             state.advance(tok)
     return out_ids, out_confs, out_rows, replaced
-
-
-def _flagged(
-    grammar: Grammar, contexts: list[StaffContext], piece_start: bool, ids: Sequence[int]
-) -> set[int]:
-    """The measures of a line that ``grammar`` flags."""
-    check = grammar.start(contexts, piece_start=piece_start)
-    for tok in ids:
-        check.advance(tok)
-    return {d.measure for d in check.finish()}
 
 
 def _passing(

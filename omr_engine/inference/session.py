@@ -113,6 +113,9 @@ class _Runtime:
     decoder_kind: str = "attention"  # what recognize() uses by default: attention, ctc, hybrid
     ctc_weight: float = HYBRID_CTC_WEIGHT  # the CTC head's share of a hybrid reading's score
     beam: int | None = None  # the beam the page pipeline reads with (None: its own default)
+    stretch: float = 1.0  # crops are read this many times wider than their aspect ratio says
+    second_stretch: float | None = None  # a staff left in doubt is read again this much wider
+    second_below: float | None = None  # ... also when its score is below this (second_look.py)
 
 
 @dataclass
@@ -235,8 +238,8 @@ class Recognizer:
     def vocab_path(self) -> Path:
         return self.model_dir / VOCAB_FILE
 
-    def _encode(self, images: Sequence[np.ndarray]) -> _State:
-        pixels, widths = preprocess_batch(images, self.preprocess)
+    def _encode(self, images: Sequence[np.ndarray], stretch: float = 1.0) -> _State:
+        pixels, widths = preprocess_batch(images, self.preprocess, stretch)
         io = self.encoder.io_binding()
         io.bind_cpu_input("pixels", pixels)
         io.bind_cpu_input("widths", widths)
@@ -284,6 +287,7 @@ class Recognizer:
         decoder: str | None = None,
         token_logp: bool = False,
         ctc_weight: float | None = None,
+        stretch: float | None = None,
     ) -> list[Result]:
         """Recognise crops (uint8 grayscale, dark ink on white), one ``Result`` per crop.
 
@@ -296,7 +300,9 @@ class Recognizer:
         ``max_len`` caps the tokens per crop, BOS included (at most the model's
         ``max_len``); ``token_logp`` keeps, with the CTC and hybrid decoders, each token's
         column of log-probabilities in ``meta["token_logp"]`` and the crop's columns in
-        ``meta["columns"]``.
+        ``meta["columns"]``; ``stretch`` reads every crop that many times wider than its
+        aspect ratio says (default: the model's ``runtime.stretch``). Positions stay
+        fractions of the crop's width.
         """
         if beam < 1:
             raise ValueError("beam must be >= 1")
@@ -310,7 +316,9 @@ class Recognizer:
         results: list[Result | None] = [None] * len(images)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            state = self._encode([images[i] for i in chunk])
+            state = self._encode(
+                [images[i] for i in chunk], self.runtime.stretch if stretch is None else stretch
+            )
             common = dict(
                 bos_id=self.runtime.bos_id,
                 eos_id=self.runtime.eos_id,

@@ -157,6 +157,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "engraver tuning pages run 4k read best at 3.5: 10.5/9.0%% SER against 11.5/12.4%% "
         "at 2.5)",
     )
+    p.add_argument(
+        "--second-stretch",
+        type=float,
+        help="read a staff again this many times wider when its reading is left flagged "
+        "(or, with --second-below, unsure), and keep the better reading (run 5w: 1.4); "
+        "default: read once",
+    )
+    p.add_argument(
+        "--second-below",
+        type=float,
+        help="also read a staff again when its reading's score (mean log-probability per "
+        "token) is below this (run 5w: -0.2)",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
@@ -295,10 +308,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import json
 
+    from omr_engine.cli import CommandError
     from omr_engine.model.export import export_model
     from omr_engine.model.train import load_checkpoint
     from omr_engine.notation.vocabulary import Vocabulary, default_vocabulary
 
+    if args.second_stretch is not None and not args.second_stretch > 0.0:
+        raise CommandError("--second-stretch must be positive")
+    if args.second_below is not None and args.second_stretch is None:
+        raise CommandError("--second-below needs --second-stretch")
     # The vocabulary only grows at its end, so a checkpoint trained before tokens were
     # added reads the first vocab_size tokens of today's.
     size = int(load_checkpoint(args.checkpoint)["model_config"]["vocab_size"])
@@ -319,6 +337,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     config = json.loads(config_path.read_text())
     config.setdefault("data", {})["unit"] = args.unit
     config["data"]["margin_spaces"] = args.margin_spaces
+    if args.second_stretch is not None:
+        config["runtime"]["second_stretch"] = args.second_stretch
+        config["runtime"]["second_below"] = args.second_below
     config_path.write_text(json.dumps(config, indent=1))
     print(f"wrote {out}")
     return 0

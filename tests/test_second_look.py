@@ -1,0 +1,117 @@
+"""The second look: a staff the first reading leaves flagged or unsure is read again wider,
+and the better of the two readings is kept (omr_engine/inference/second_look.py)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from omr_engine.inference.decoding import Result
+from omr_engine.inference.preprocess import PreprocessConfig, resize_crop
+from omr_engine.inference.second_look import SecondLook, flagged_measures
+from omr_engine.notation.grammar import Grammar
+from omr_engine.notation.music21_io import read_score
+from omr_engine.notation.tokens import tokens_by_measure
+from omr_engine.notation.vocabulary import default_vocabulary
+from omr_engine.pipeline import PagePipeline, Progress
+from tests.test_pipeline import SAMPLES, TrueTokens, sample_page
+
+
+def test_a_staff_is_read_again_when_flagged_or_unsure_and_only_then():
+    look = SecondLook(stretch=1.4, below=-0.2)
+    assert look.wanted(1, -0.01)
+    assert look.wanted(0, -0.5)
+    assert not look.wanted(0, -0.1)
+    assert not SecondLook(1.4, None).wanted(0, -5.0)
+    with pytest.raises(ValueError):
+        SecondLook(0.0)
+
+
+def test_the_reading_with_fewer_flagged_measures_then_the_higher_score_wins():
+    assert SecondLook.prefer((2, -0.1), (1, -0.9))
+    assert not SecondLook.prefer((1, -0.9), (2, -0.1))
+    assert SecondLook.prefer((1, -0.3), (1, -0.2))
+    assert not SecondLook.prefer((0, -0.2), (0, -0.2))
+
+
+def test_flagged_measures_counts_a_short_measure_but_not_an_opening_pickup():
+    vocab = default_vocabulary()
+    grammar = Grammar(vocab)
+    line = (
+        "<clef:G2> <note:C5-quarter> <barline> <note:D5-half> <barline> <note:E5-whole> <barline>"
+    )
+    ids = vocab.encode(line.split())
+    assert flagged_measures(grammar, ids, "4/4") == {0, 1}
+    assert flagged_measures(grammar, ids, "4/4", piece_start=True) == {1}
+    assert flagged_measures(grammar, ids, "1/4", piece_start=True) == {1, 2}
+
+
+def test_a_crop_is_resized_stretch_times_wider_within_the_widest_input():
+    cfg = PreprocessConfig()
+    crop = np.full((128, 400), 255, np.uint8)
+    assert resize_crop(crop, cfg).shape == (64, 200)
+    assert resize_crop(crop, cfg, stretch=1.4).shape == (64, 280)
+    wide = np.full((64, 1400), 255, np.uint8)
+    assert resize_crop(wide, cfg, stretch=1.4).shape == (64, cfg.max_width)
+
+
+class WiderReads(TrueTokens):
+    """True tokens, except that read at the normal width the first staff loses a note of
+    its second measure; read wider it is read right (or, with ``helps`` False, loses
+    every B4)."""
+
+    def __init__(self, helps: bool = True) -> None:
+        super().__init__()
+        self.runtime = SimpleNamespace(second_stretch=1.4, second_below=None)
+        self.helps = helps
+        self.truth = [list(a) for a in self.answers]
+        vocab = default_vocabulary()
+        first = vocab.decode(self.answers[0])
+        cut = first.index("<barline>") + 1  # the second measure's first note
+        self.answers[0] = vocab.encode(first[:cut] + first[cut + 1 :])
+        self.bad_wider = vocab.encode([t for t in first if not t.startswith("<note:B4")])
+        self.index: dict[int, int] = {}
+        self.stretches: list[float | None] = []
+
+    def recognize(self, images, grammar_factory=None, beam=1, token_logp=False, stretch=None):
+        self.stretches.append(stretch)
+        if stretch is None:
+            for image in images:
+                self.index[id(image)] = len(self.index)
+            return super().recognize(images, grammar_factory, beam, token_logp)
+        out = []
+        for image in images:
+            k = self.index[id(image)]
+            ids = self.truth[k] if self.helps or k else self.bad_wider
+            out.append(Result(ids, [0.8] * len(ids)))
+        return out
+
+
+def test_a_staff_the_grammar_flags_is_read_again_wider_and_the_better_reading_kept():
+    fake = WiderReads()
+    events = list(PagePipeline(recognizer=fake).read_page(sample_page()))
+    assert fake.stretches == [None, 1.4]
+    assert any("reading 1 staves again" in e.message for e in events if isinstance(e, Progress))
+    source, _ = read_score(SAMPLES / "bwv66.6.musicxml")
+    assert tokens_by_measure(events[-1].score) == tokens_by_measure(source)
+
+
+def test_a_wider_reading_that_is_worse_is_not_kept():
+    fake = WiderReads(helps=False)
+    result = list(PagePipeline(recognizer=fake).read_page(sample_page()))[-1]
+    source, _ = read_score(SAMPLES / "bwv66.6.musicxml")
+    assert fake.stretches == [None, 1.4]
+    read, truth = tokens_by_measure(result.score), tokens_by_measure(source)
+    assert [k for k in range(len(truth)) if read[k] != truth[k]] == [1]  # as first read
+
+
+def test_no_second_look_without_the_models_settings_or_when_turned_off():
+    fake = WiderReads()
+    fake.runtime = SimpleNamespace()
+    list(PagePipeline(recognizer=fake).read_page(sample_page()))
+    assert fake.stretches == [None]
+    off = WiderReads()
+    list(PagePipeline(recognizer=off, second_look=False).read_page(sample_page()))
+    assert off.stretches == [None]

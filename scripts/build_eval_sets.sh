@@ -20,6 +20,9 @@ crops() {
     # 600 degraded and the same 600 clean staff crops (eval_model.py)
     synth --out "$DATA/val3" --count 600 --seed 3 --unit staff
     synth --out "$DATA/val3-clean" --count 600 --seed 3 --unit staff --strength-max 0
+    # a second such pair, on which the second look (inference/second_look.py) was checked
+    synth --out "$DATA/val30" --count 600 --seed 30 --unit staff
+    synth --out "$DATA/val30-clean" --count 600 --seed 30 --unit staff --strength-max 0
     # systems (eval_systems.py): generated pieces, degraded and clean; corpus pieces
     synth --out "$DATA/valsys" --count 500 --seed 3 --unit system --generated 1.0
     synth --out "$DATA/valsys-clean" --count 500 --seed 3 --unit system --generated 1.0 \

@@ -7,13 +7,13 @@
 # checkpoint (.pt), which is first exported the way the shipped model is (staff crops, int8,
 # read by the decoder and the CTC head together with a beam of 4, crops cut 3.5 staff
 # spaces above and below, a staff left flagged or unsure read again 1.4 times wider) into
-# OUT/model. SETS is any of "pages crops systems sample"
-# (default: all four). Results go to OUT as JSON and logs;
+# OUT/model. SETS is any of "pages crops crops30 systems sample" (default: all five;
+# crops30 is the second pair of held-out crop sets). Results go to OUT as JSON and logs;
 # the sets come from scripts/build_eval_sets.sh under DATA (default /work/data).
 set -euo pipefail
 MODEL=$1
 OUT=$2
-SETS=${3:-pages crops systems sample}
+SETS=${3:-pages crops crops30 systems sample}
 DATA=${DATA:-/work/data}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$OUT"
@@ -33,6 +33,10 @@ for set in $SETS; do
     crops)
         python "$ROOT/benchmarks/eval_model.py" "$MODEL" --data "$DATA/val3" \
             --data "$DATA/val3-clean" --limit 600 --out "$OUT/crops.json" > "$OUT/crops.log" 2>&1 ;;
+    crops30)
+        python "$ROOT/benchmarks/eval_model.py" "$MODEL" --data "$DATA/val30" \
+            --data "$DATA/val30-clean" --limit 600 --out "$OUT/crops30.json" \
+            > "$OUT/crops30.log" 2>&1 ;;
     systems)
         for s in valsys valsys-clean valsys-corpus; do
             python "$ROOT/benchmarks/eval_systems.py" "$MODEL" --data "$DATA/$s" \
@@ -56,7 +60,7 @@ print(f"sample page: {errors} of {len(truth)} tokens wrong")
 PY
         ;;
     *)
-        echo "unknown set: $set (pages, crops, systems, sample)" >&2; exit 2 ;;
+        echo "unknown set: $set (pages, crops, crops30, systems, sample)" >&2; exit 2 ;;
     esac
     echo "$set: done ($OUT)"
 done

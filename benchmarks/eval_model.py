@@ -112,7 +112,7 @@ def musicdiff_ned(ref_tokens: list[str], hyp_tokens: list[str]) -> float | None:
 def second_look_of(rec: Recognizer) -> SecondLook | None:
     """The second look the page pipeline takes with this model (None: it reads once)."""
     stretch = rec.runtime.second_stretch
-    return None if stretch is None else SecondLook(stretch, rec.runtime.second_below)
+    return None if stretch is None else SecondLook.of(stretch, rec.runtime.second_below)
 
 
 def _finish(
@@ -196,19 +196,20 @@ def evaluate(
         # reading leaves flagged or unsure is read again wider, the better reading kept
         looked = [line["reread"] for line in finished]
         look = second_look_of(rec) if decoder in (None, rec.runtime.decoder_kind) else None
-        if look is not None:
-            flags = [
-                len(line_flags(grammar, line["reread"], line["time"], line["piece_start"]))
-                for line in finished
-            ]
-            weak = [i for i, c in enumerate(constrained) if look.wanted(flags[i], c.score)]
-            again = read_constrained([images[i] for i in weak], stretch=look.stretch)
+        flags = [
+            len(line_flags(grammar, line["reread"], line["time"], line["piece_start"]))
+            for line in finished
+        ]
+        scores = [c.score for c in constrained]
+        for stretch in look.stretches if look is not None else ():
+            weak = [i for i in range(len(examples)) if look.wanted(flags[i], scores[i])]
+            again = read_constrained([images[i] for i in weak], stretch=stretch)
             for i, c in zip(weak, again, strict=True):
                 image, _, meta = examples[i]
                 line = _finish(c, image, meta, vocab, finished[i]["context"])
                 mine = len(line_flags(grammar, line["reread"], line["time"], line["piece_start"]))
-                if look.prefer((flags[i], constrained[i].score), (mine, c.score)):
-                    looked[i] = line["reread"]
+                if look.prefer((flags[i], scores[i]), (mine, c.score)):
+                    looked[i], flags[i], scores[i] = line["reread"], mine, c.score
             second_read += len(weak)
         for (_, tokens, meta), f, c, line, best in zip(
             examples, free, constrained, finished, looked, strict=True
@@ -283,7 +284,7 @@ def evaluate(
         "ctc_weight": ctc_weight,
         "threads": threads,
         "ms_per_crop": round(1000 * crops_seconds / max(1, n), 1),
-        "read_twice": second_read,
+        "extra_reads": second_read,
         "ser": table,
         "grammar_violations": violations,
         "omr_ned": {
@@ -319,8 +320,8 @@ def main() -> None:
     )
     print(
         f"{result['crops']} crops, {result['decoder']} decoder, "
-        f"{result['ms_per_crop']} ms per crop (free decoding); {result['read_twice']} crops "
-        "read a second time, wider"
+        f"{result['ms_per_crop']} ms per crop (free decoding); {result['extra_reads']} more "
+        "readings of crops read again, wider"
     )
     print(
         "| group | crops | SER free | SER constrained | SER fitted | SER mended | SER reread "

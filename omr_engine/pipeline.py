@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import groupby
@@ -276,7 +276,7 @@ class PagePipeline:
         runtime = getattr(recognizer, "runtime", None)
         stretch = getattr(runtime, "second_stretch", None)
         self.second_look = (
-            SecondLook(stretch, getattr(runtime, "second_below", None))
+            SecondLook.of(stretch, getattr(runtime, "second_below", None))
             if second_look and stretch is not None
             else None
         )
@@ -566,6 +566,61 @@ class PagePipeline:
                     )
         return out
 
+    def _look_again(
+        self,
+        page: Page,
+        cancel: CancelToken,
+        crops: list[LayoutCrop],
+        systems: list[System],
+        owners: list[tuple[int, int]],
+        results: list[Result],
+        contexts: list[StaffContext] | None,
+        first_measure: int,
+        read: _Assembled,
+    ) -> Generator[Progress, None, _Assembled]:
+        """The second look (inference/second_look.py): the staves ``read`` leaves flagged
+        or unsure read again at each of the look's widths in turn, each time keeping the
+        better reading per staff; yields Progress and returns the page put together
+        again (``read`` itself when nothing changed)."""
+        look = self.second_look
+        total = len(crops)
+        current = list(results)
+        for stretch in look.stretches if look is not None and read.starts else ():
+            flags = self._staff_flags(read, first_measure)
+            weak = [
+                k for k in range(total) if k in flags and look.wanted(flags[k], current[k].score)
+            ]
+            if not weak:
+                break
+            trial = list(current)
+            for start in range(0, len(weak), self.BATCH):
+                yield Progress(
+                    total + start,
+                    total + len(weak),
+                    f"page {page.index + 1}: reading {len(weak)} staves again, {stretch:g} "
+                    "times wider",
+                )
+                cancel.check()
+                part = weak[start : start + self.BATCH]
+                for k, r in zip(
+                    part, self._recognize([crops[k] for k in part], stretch), strict=True
+                ):
+                    trial[k] = r
+            second = self._assemble(systems, crops, owners, trial, contexts, first_measure)
+            flags2 = self._staff_flags(second, first_measure)
+            chosen = list(current)
+            for k in weak:
+                if k in flags2 and look.prefer(
+                    (flags[k], current[k].score), (flags2[k], trial[k].score)
+                ):
+                    chosen[k] = trial[k]
+            if all(c is t for c, t in zip(chosen, trial, strict=True)):
+                read = second
+            elif any(c is not r for c, r in zip(chosen, current, strict=True)):
+                read = self._assemble(systems, crops, owners, chosen, contexts, first_measure)
+            current = chosen
+        return read
+
     def read_page(
         self,
         page: Page,
@@ -624,38 +679,10 @@ class PagePipeline:
             results += self._recognize(crops[start : start + self.BATCH])
         cancel.check()
         read = self._assemble(systems, crops, owners, results, contexts, first_measure)
-        look = self.second_look if unit == "staff" and self.mend_durations else None
-        if look is not None and read.starts:
-            flags = self._staff_flags(read, first_measure)
-            weak = [
-                k for k in range(total) if k in flags and look.wanted(flags[k], results[k].score)
-            ]
-            again: list[Result] = []
-            for start in range(0, len(weak), self.BATCH):
-                yield Progress(
-                    total + start,
-                    total + len(weak),
-                    f"page {page.index + 1}: reading {len(weak)} staves again, wider",
-                )
-                cancel.check()
-                batch = [crops[k] for k in weak[start : start + self.BATCH]]
-                again += self._recognize(batch, stretch=look.stretch)
-            if weak:
-                trial = list(results)
-                for k, r in zip(weak, again, strict=True):
-                    trial[k] = r
-                second = self._assemble(systems, crops, owners, trial, contexts, first_measure)
-                flags2 = self._staff_flags(second, first_measure)
-                chosen = list(results)
-                for k in weak:
-                    if k in flags2 and look.prefer(
-                        (flags[k], results[k].score), (flags2[k], trial[k].score)
-                    ):
-                        chosen[k] = trial[k]
-                if chosen == trial:
-                    read = second
-                elif chosen != results:
-                    read = self._assemble(systems, crops, owners, chosen, contexts, first_measure)
+        if unit == "staff" and self.mend_durations and self.second_look is not None:
+            read = yield from self._look_again(
+                page, cancel, crops, systems, owners, results, contexts, first_measure, read
+            )
         systems, fitted = read.systems, read.fitted
         staff_count = max(len(s.staves) for s in systems)
         measures: list[Measure] = []

@@ -380,13 +380,14 @@ def test_export_writes_the_second_look_the_page_pipeline_takes(exported, tmp_pat
     weights = tmp_path / "weights.pt"
     torch.save({"model": model.state_dict(), "model_config": model.cfg.to_dict()}, weights)
     out = tmp_path / "model"
-    args = ["export", str(weights), str(out), "--second-stretch", "1.4", "--second-below", "-0.2"]
+    args = ["export", str(weights), str(out), "--second-stretch", "1.4", "1.25"]
+    args += ["--second-below", "-0.2"]
     assert main(args) == 0
     config = json.loads((out / "config.json").read_text())
-    assert config["runtime"]["second_stretch"] == 1.4
+    assert config["runtime"]["second_stretch"] == [1.4, 1.25]
     assert config["runtime"]["second_below"] == -0.2
     pipe = PagePipeline(recognizer=Recognizer(out, device="cpu"))
-    assert pipe.second_look == SecondLook(1.4, -0.2)
+    assert pipe.second_look == SecondLook((1.4, 1.25), -0.2)
     capsys.readouterr()
     assert main(["export", str(weights), str(tmp_path / "bad"), "--second-stretch", "0"]) != 0
     assert capsys.readouterr().err.count("\n") == 1

@@ -20,13 +20,15 @@ from tests.test_pipeline import SAMPLES, TrueTokens, sample_page
 
 
 def test_a_staff_is_read_again_when_flagged_or_unsure_and_only_then():
-    look = SecondLook(stretch=1.4, below=-0.2)
+    look = SecondLook((1.4,), below=-0.2)
     assert look.wanted(1, -0.01)
     assert look.wanted(0, -0.5)
     assert not look.wanted(0, -0.1)
-    assert not SecondLook(1.4, None).wanted(0, -5.0)
+    assert not SecondLook((1.4,), None).wanted(0, -5.0)
+    assert SecondLook.of(1.4) == SecondLook((1.4,), None)
+    assert SecondLook.of([1.4, 1.25], -0.2).stretches == (1.4, 1.25)
     with pytest.raises(ValueError):
-        SecondLook(0.0)
+        SecondLook((1.4, 0.0))
 
 
 def test_the_reading_with_fewer_flagged_measures_then_the_higher_score_wins():
@@ -64,7 +66,7 @@ class WiderReads(TrueTokens):
 
     def __init__(self, helps: bool = True) -> None:
         super().__init__()
-        self.runtime = SimpleNamespace(second_stretch=1.4, second_below=None)
+        self.runtime = SimpleNamespace(second_stretch=[1.4, 1.25], second_below=None)
         self.helps = helps
         self.truth = [list(a) for a in self.answers]
         vocab = default_vocabulary()
@@ -92,8 +94,9 @@ class WiderReads(TrueTokens):
 def test_a_staff_the_grammar_flags_is_read_again_wider_and_the_better_reading_kept():
     fake = WiderReads()
     events = list(PagePipeline(recognizer=fake).read_page(sample_page()))
-    assert fake.stretches == [None, 1.4]
-    assert any("reading 1 staves again" in e.message for e in events if isinstance(e, Progress))
+    assert fake.stretches == [None, 1.4]  # no staff left in doubt for the second width
+    reports = [e.message for e in events if isinstance(e, Progress)]
+    assert any("reading 1 staves again, 1.4 times wider" in r for r in reports)
     source, _ = read_score(SAMPLES / "bwv66.6.musicxml")
     assert tokens_by_measure(events[-1].score) == tokens_by_measure(source)
 
@@ -102,7 +105,7 @@ def test_a_wider_reading_that_is_worse_is_not_kept():
     fake = WiderReads(helps=False)
     result = list(PagePipeline(recognizer=fake).read_page(sample_page()))[-1]
     source, _ = read_score(SAMPLES / "bwv66.6.musicxml")
-    assert fake.stretches == [None, 1.4]
+    assert fake.stretches == [None, 1.4, 1.25]  # still in doubt: the next width too
     read, truth = tokens_by_measure(result.score), tokens_by_measure(source)
     assert [k for k in range(len(truth)) if read[k] != truth[k]] == [1]  # as first read
 
@@ -115,3 +118,14 @@ def test_no_second_look_without_the_models_settings_or_when_turned_off():
     off = WiderReads()
     list(PagePipeline(recognizer=off, second_look=False).read_page(sample_page()))
     assert off.stretches == [None]
+
+
+def test_cancelling_during_the_second_look_stops_the_page():
+    from omr_engine.pipeline import Cancelled, CancelToken
+
+    cancel = CancelToken()
+    reader = PagePipeline(recognizer=WiderReads()).read_page(sample_page(), cancel)
+    with pytest.raises(Cancelled):
+        for event in reader:
+            if isinstance(event, Progress) and "again" in event.message:
+                cancel.cancel()

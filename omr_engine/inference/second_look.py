@@ -10,15 +10,17 @@ crop, and the grammar and the model's own score tell them apart well enough.
 
 So a staff whose reading the grammar still flags after the pipeline's mending, or whose
 score (the reading's mean log-probability per token, :attr:`.Result.score`) is below
-``below``, is read again ``stretch`` times wider, mended the same way, and the reading
-with fewer flagged measures, then with the higher score, is kept. Tuned on those crops
-(``/work/runs/s30/cascade.py``, one read at 1.0 then 1.1, 1.25 or 1.4 and thresholds
-none, -0.05, -0.1, -0.2) and checked on 1,200 fresh ones (seed 30): SER 0.1095 -> 0.1011,
-flagged measures 61 -> 20, with 28% of the crops read twice.
+``below``, is read again 1.4 times wider, mended the same way, and the reading with fewer
+flagged measures, then with the higher score, is kept; a staff the kept reading still
+leaves in doubt is then read 1.25 times wider, and the best of the three kept. Tuned on
+those crops (``/work/runs/s30/cascade.py`` and ``seq.py``: one read at 1.0, then 1.1,
+1.25 or 1.4, thresholds none, -0.05, -0.1, -0.2) and checked on 1,200 fresh ones (seed
+30): with 1.4 alone SER 0.1095 -> 0.1011 and flagged measures 61 -> 20, 28% of the crops
+read twice; with 1.25 after it, 0.0993 and 13, 1.54 reads per crop.
 
 The settings belong to the model (its scores are its own), so they travel in the model
-directory's ``runtime`` section (``second_stretch``, ``second_below``); a model without
-them reads once.
+directory's ``runtime`` section (``second_stretch``: a width or a list of them,
+``second_below``); a model without them reads once.
 """
 
 from __future__ import annotations
@@ -34,14 +36,21 @@ __all__ = ["SecondLook", "flagged_measures"]
 
 @dataclass(frozen=True)
 class SecondLook:
-    """When a staff is read again, and how much wider."""
+    """When a staff is read again, and how much wider: each of ``stretches`` in turn, for
+    the staves the readings kept so far still leave in doubt."""
 
-    stretch: float = 1.4  # the second reading is this many times wider than the aspect ratio
+    stretches: tuple[float, ...] = (1.4, 1.25)  # times wider than the aspect ratio says
     below: float | None = -0.2  # read again when the score is below this, flagged or not
 
     def __post_init__(self) -> None:
-        if not self.stretch > 0.0:
-            raise ValueError(f"stretch must be positive, not {self.stretch}")
+        if not self.stretches or not all(s > 0.0 for s in self.stretches):
+            raise ValueError(f"stretches must be positive, not {self.stretches}")
+
+    @classmethod
+    def of(cls, stretch: float | Sequence[float], below: float | None = None) -> SecondLook:
+        """From a model's runtime settings: one width or a list of them."""
+        widths = (stretch,) if isinstance(stretch, int | float) else tuple(stretch)
+        return cls(tuple(float(w) for w in widths), below)
 
     def wanted(self, flagged: int, score: float) -> bool:
         """Whether a reading with ``flagged`` measures the grammar flags and ``score`` is

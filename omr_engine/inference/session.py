@@ -114,7 +114,7 @@ class _Runtime:
     ctc_weight: float = HYBRID_CTC_WEIGHT  # the CTC head's share of a hybrid reading's score
     beam: int | None = None  # the beam the page pipeline reads with (None: its own default)
     stretch: float = 1.0  # crops are read this many times wider than their aspect ratio says
-    second_stretch: float | None = None  # a staff left in doubt is read again this much wider
+    second_stretch: float | list[float] | None = None  # a staff left in doubt: read wider
     second_below: float | None = None  # ... also when its score is below this (second_look.py)
 
 

@@ -160,9 +160,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--second-stretch",
         type=float,
+        nargs="+",
         help="read a staff again this many times wider when its reading is left flagged "
-        "(or, with --second-below, unsure), and keep the better reading (run 5w: 1.4); "
-        "default: read once",
+        "(or, with --second-below, unsure), and keep the better reading; with more widths, "
+        "each in turn while it stays in doubt (run 5w: 1.4 1.25); default: read once",
     )
     p.add_argument(
         "--second-below",
@@ -313,8 +314,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from omr_engine.model.train import load_checkpoint
     from omr_engine.notation.vocabulary import Vocabulary, default_vocabulary
 
-    if args.second_stretch is not None and not args.second_stretch > 0.0:
-        raise CommandError("--second-stretch must be positive")
+    if args.second_stretch is not None and not all(w > 0.0 for w in args.second_stretch):
+        raise CommandError("--second-stretch takes positive widths")
     if args.second_below is not None and args.second_stretch is None:
         raise CommandError("--second-below needs --second-stretch")
     # The vocabulary only grows at its end, so a checkpoint trained before tokens were

@@ -115,7 +115,7 @@ def second_look_of(rec: Recognizer) -> SecondLook | None:
     return None if stretch is None else SecondLook.of(stretch, rec.runtime.second_below)
 
 
-def _finish(
+def finish_reading(
     c: Any, image: Any, meta: dict[str, Any], vocab: Any, context: StaffContext | None
 ) -> dict[str, Any]:
     """One constrained reading cut into the crop's measures ("fitted"), mended ("mended")
@@ -189,7 +189,7 @@ def evaluate(
         crops_seconds += time.perf_counter() - t0
         constrained = read_constrained(images)
         finished = [
-            _finish(c, image, meta, vocab, context_in_force(store, meta))
+            finish_reading(c, image, meta, vocab, context_in_force(store, meta))
             for (image, _, meta), c in zip(examples, constrained, strict=True)
         ]
         # the pipeline's second look (omr_engine/inference/second_look.py): a crop its
@@ -206,7 +206,7 @@ def evaluate(
             again = read_constrained([images[i] for i in weak], stretch=stretch)
             for i, c in zip(weak, again, strict=True):
                 image, _, meta = examples[i]
-                line = _finish(c, image, meta, vocab, finished[i]["context"])
+                line = finish_reading(c, image, meta, vocab, finished[i]["context"])
                 mine = len(line_flags(grammar, line["reread"], line["time"], line["piece_start"]))
                 if look.prefer((flags[i], scores[i]), (mine, c.score)):
                     looked[i], flags[i], scores[i] = line["reread"], mine, c.score

@@ -32,3 +32,31 @@ def test_a_pickup_is_flagged_only_when_the_line_does_not_open_the_piece():
     grammar = Grammar(vocab)
     assert flagged(grammar, ids, vocab, StaffContext(), piece_start=True) == (0, 3)
     assert flagged(grammar, ids, vocab, StaffContext(), piece_start=False) == (1, 3)
+
+
+def load_tuner():
+    load_eval_model()
+    name = "tune_second_look"
+    if name not in sys.modules:
+        path = ROOT / "benchmarks" / "tune_second_look.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def test_the_tuner_plays_the_second_look_as_the_pipeline_does():
+    import numpy as np
+
+    from omr_engine.inference.second_look import SecondLook
+
+    play = load_tuner().play
+    # three crops read at two widths: (token errors, flagged measures, score)
+    errors = np.array([[5, 0, 4], [1, 3, 2]])
+    flags = np.array([[1, 0, 1], [0, 1, 1]])
+    scores = np.array([[-0.1, -0.05, -0.3], [-0.2, -0.01, -0.1]])
+    # crop 0: fewer flags wider; crop 1: nothing in doubt; crop 2: as many flags, better score
+    assert play(errors, flags, scores, (1,), SecondLook((1.0,), None)) == (3.0, 1.0, 5 / 3)
+    # above crop 1's score it is read again too, but its wider reading flags more: kept
+    assert play(errors, flags, scores, (1,), SecondLook((1.0,), -0.01)) == (3.0, 1.0, 2.0)

@@ -12,8 +12,8 @@ So a staff whose reading the grammar still flags after the pipeline's mending, o
 score (the reading's mean log-probability per token, :attr:`.Result.score`) is below
 ``below``, is read again 1.4 times wider, mended the same way, and the reading with fewer
 flagged measures, then with the higher score, is kept. Tuned on those crops
-(``/work/runs/s30/cascade.py``: one read at 1.0, then 1.1, 1.25 or 1.4, thresholds none,
--0.05, -0.1, -0.2) and checked on 1,200 fresh ones (seed 30): SER 0.110 -> 0.102 and
+(``benchmarks/tune_second_look.py``: one read at 1.0, then 1.1, 1.25 or 1.4, thresholds
+none, -0.05, -0.1, -0.2) and checked on 1,200 fresh ones (seed 30): SER 0.110 -> 0.102 and
 flagged measures 1.51% -> 0.57%, 28% of the crops read twice. More widths are tried in
 turn for the staves still in doubt (``stretches``); 1.25 after 1.4 flagged fewer
 measures again (0.40%) at the same SER, but read the engraver test pages no better (539

@@ -109,12 +109,6 @@ def musicdiff_ned(ref_tokens: list[str], hyp_tokens: list[str]) -> float | None:
         return None
 
 
-def second_look_of(rec: Recognizer) -> SecondLook | None:
-    """The second look the page pipeline takes with this model (None: it reads once)."""
-    stretch = rec.runtime.second_stretch
-    return None if stretch is None else SecondLook.of(stretch, rec.runtime.second_below)
-
-
 def finish_reading(
     c: Any, image: Any, meta: dict[str, Any], vocab: Any, context: StaffContext | None
 ) -> dict[str, Any]:
@@ -166,6 +160,9 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     crops_seconds = 0.0
     second_read = 0
+    # the page pipeline's second look, when the model asks for one and is read its own way
+    own = decoder in (None, rec.runtime.decoder_kind)
+    look = SecondLook.from_runtime(rec.runtime) if own else None
     read_constrained = functools.partial(
         rec.recognize,
         grammar_factory=grammar.start,
@@ -195,7 +192,6 @@ def evaluate(
         # the pipeline's second look (omr_engine/inference/second_look.py): a crop its
         # reading leaves flagged or unsure is read again wider, the better reading kept
         looked = [line["reread"] for line in finished]
-        look = second_look_of(rec) if decoder in (None, rec.runtime.decoder_kind) else None
         flags = [
             len(line_flags(grammar, line["reread"], line["time"], line["piece_start"]))
             for line in finished

@@ -273,13 +273,8 @@ class PagePipeline:
         self.reread = reread
         # a staff left in doubt is read again wider (inference/second_look.py), as the
         # model's runtime settings say
-        runtime = getattr(recognizer, "runtime", None)
-        stretch = getattr(runtime, "second_stretch", None)
-        self.second_look = (
-            SecondLook.of(stretch, getattr(runtime, "second_below", None))
-            if second_look and stretch is not None
-            else None
-        )
+        look = SecondLook.from_runtime(getattr(recognizer, "runtime", None))
+        self.second_look = look if second_look else None
         meta = getattr(recognizer, "config", {}) or {}
         self.unit = meta.get("data", {}).get("unit", "staff")
         self.crop_margin = float(meta.get("data", {}).get("margin_spaces", 4.0))
@@ -543,7 +538,7 @@ class PagePipeline:
         starts: list[list[str | None]] = []
         if mend:
             for i, (_, ids, confs, rows, rereads) in enumerate(fitted):
-                starts.append([*times, *[None] * (len(ids) - len(times))][: len(ids)])
+                starts.append((times + [None] * len(ids))[: len(ids)])
                 self._mend_system(ids, confs, rows, times, first_measure == 0 and i == 0, rereads)
         # clefs after the re-reads (which decode the columns again under the clef read) and
         # before the ties across systems (which compare pitches under the clef shared)
@@ -556,14 +551,11 @@ class PagePipeline:
         """Per crop (its index), the measures the grammar flags in its staff's line as
         put together, against the time signature in force where the line starts."""
         out: dict[int, int] = {}
-        for i, (_, ids, _, _, _) in enumerate(read.fitted):
-            mine = [k for k, (owner, _) in enumerate(read.owners) if owner == i]
-            for k, (_, s) in zip(mine, (read.owners[k] for k in mine), strict=True):
-                if s < len(ids):
-                    piece_start = first_measure == 0 and i == 0
-                    out[k] = len(
-                        flagged_measures(self.grammar, ids[s], read.starts[i][s], piece_start)
-                    )
+        for k, (i, s) in enumerate(read.owners):
+            ids = read.fitted[i][1]
+            if s < len(ids):
+                piece_start = first_measure == 0 and i == 0
+                out[k] = len(flagged_measures(self.grammar, ids[s], read.starts[i][s], piece_start))
         return out
 
     def _look_again(
@@ -583,9 +575,10 @@ class PagePipeline:
         better reading per staff; yields Progress and returns the page put together
         again (``read`` itself when nothing changed)."""
         look = self.second_look
+        assert look is not None
         total = len(crops)
         current = list(results)
-        for stretch in look.stretches if look is not None and read.starts else ():
+        for stretch in look.stretches:
             flags = self._staff_flags(read, first_measure)
             weak = [
                 k for k in range(total) if k in flags and look.wanted(flags[k], current[k].score)
@@ -679,7 +672,7 @@ class PagePipeline:
             results += self._recognize(crops[start : start + self.BATCH])
         cancel.check()
         read = self._assemble(systems, crops, owners, results, contexts, first_measure)
-        if unit == "staff" and self.mend_durations and self.second_look is not None:
+        if self.second_look is not None and read.starts:  # staves read, mended
             read = yield from self._look_again(
                 page, cancel, crops, systems, owners, results, contexts, first_measure, read
             )
@@ -724,8 +717,9 @@ def mend_staff(
     line starts; with ``reread`` (the crop's columns and the line's measure spans) each
     measure the grammar still flags read again under the whole grammar
     (:func:`reread_measures`); then ties between different pitches (:func:`mend_ties`),
-    and accidentals carried over a barline (:func:`mend_accidentals`). ``rows`` are the model's columns where each token was read (None for one it did not
-    read); returns the ids, confidences and columns."""
+    and accidentals carried over a barline (:func:`mend_accidentals`). ``rows`` are the
+    model's columns where each token was read (None for one it did not read); returns the
+    ids, confidences and columns."""
     ids, confs, rows, _ = mend_tuplets(ids, confs, rows, vocab, time)
     ids, confs, _ = repair_durations(ids, confs, rows, vocab, time=time, piece_start=piece_start)
     if reread is not None:

@@ -53,6 +53,15 @@ class SecondLook:
         widths = (stretch,) if isinstance(stretch, int | float) else tuple(stretch)
         return cls(tuple(float(w) for w in widths), below)
 
+    @classmethod
+    def from_runtime(cls, runtime: object) -> SecondLook | None:
+        """The look a model's runtime settings (``second_stretch``, ``second_below``) ask
+        for, or None when it reads once."""
+        stretch = getattr(runtime, "second_stretch", None)
+        if stretch is None:
+            return None
+        return cls.of(stretch, getattr(runtime, "second_below", None))
+
     def wanted(self, flagged: int, score: float) -> bool:
         """Whether a reading with ``flagged`` measures the grammar flags and ``score`` is
         read again."""

@@ -31,8 +31,9 @@ grammar-constrained decoding, and the script reports:
   (``omr_engine.inference.reread``): all of ``mend_staff``;
 - "second look": with a model whose runtime asks for it, a crop whose "reread" reading
   the grammar still flags, or whose score is low, read again wider and mended the same
-  way, the better of the two readings kept (``omr_engine.inference.second_look``): what
-  the page pipeline reads;
+  way, the better of the two readings kept, or with a voting look read at every width
+  and voted measure by measure (``omr_engine.inference.second_look``): what the page
+  pipeline reads;
 - milliseconds per crop (batch of 8, this machine's threads).
 """
 
@@ -48,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from omr_engine.inference.measures import fit_to_measures
-from omr_engine.inference.second_look import SecondLook
+from omr_engine.inference.second_look import SecondLook, vote_measures
 from omr_engine.inference.second_look import flagged_measures as line_flags
 from omr_engine.inference.session import Recognizer
 from omr_engine.model.metrics import edit_distance
@@ -120,16 +121,19 @@ def finish_reading(
     piece_start = meta["measures"][0] == 0  # a pickup may open the line
     time_ = context.time if context is not None else None
     mended, reread = list(fitted), list(fitted)
+    line = (list(fitted), list(confs), [None] * len(fitted))
     logp = c.meta.get("token_logp")
     if logp is not None:
         cols = [logp[o] if o >= 0 else None for o in origin]
-        mended, _, _ = mend_staff(fitted, confs, cols, vocab, time_, piece_start)
+        line = mend_staff(fitted, confs, cols, vocab, time_, piece_start)
+        mended = line[0]
         columns = c.meta.get("columns")
         reread = mended
         if columns is not None and spans:
-            reread, _, _ = mend_staff(
+            line = mend_staff(
                 fitted, confs, cols, vocab, time_, piece_start, reread=(columns, spans)
             )
+            reread = line[0]
     return {
         "context": context,
         "piece_start": piece_start,
@@ -137,6 +141,7 @@ def finish_reading(
         "fitted": list(fitted),
         "mended": list(mended),
         "reread": list(reread),
+        "line": line,  # the reread line's (ids, confidences, columns), to vote with
     }
 
 
@@ -189,15 +194,35 @@ def evaluate(
             finish_reading(c, image, meta, vocab, context_in_force(store, meta))
             for (image, _, meta), c in zip(examples, constrained, strict=True)
         ]
+
         # the pipeline's second look (omr_engine/inference/second_look.py): a crop its
         # reading leaves flagged or unsure is read again wider, the better reading kept
+        # (or, when the look votes, read at every width and voted measure by measure)
+        def line_flag_set(line: dict[str, Any]) -> set[int]:
+            return line_flags(grammar, line["reread"], line["time"], line["piece_start"])
+
         looked = [line["reread"] for line in finished]
         flags = [
             len(line_flags(grammar, line["reread"], line["time"], line["piece_start"]))
             for line in finished
         ]
         scores = [c.score for c in constrained]
-        for stretch in look.stretches if look is not None else ():
+        if look is not None and look.vote:
+            weak = [i for i in range(len(examples)) if look.wanted(flags[i], scores[i])]
+            lines = {i: [finished[i]["line"]] for i in weak}
+            flagged = {i: [line_flag_set(finished[i])] for i in weak}
+            for stretch in look.stretches:
+                again = read_constrained([images[i] for i in weak], stretch=stretch)
+                for i, c in zip(weak, again, strict=True):
+                    image, _, meta = examples[i]
+                    line = finish_reading(c, image, meta, vocab, finished[i]["context"])
+                    lines[i].append(line["line"])
+                    flagged[i].append(line_flag_set(line))
+            barline = grammar.kinds("barline")
+            for i in weak:
+                looked[i] = list(vote_measures(lines[i], flagged[i], barline)[0])
+            second_read += len(weak) * len(look.stretches)
+        for stretch in look.stretches if look is not None and not look.vote else ():
             weak = [i for i in range(len(examples)) if look.wanted(flags[i], scores[i])]
             again = read_constrained([images[i] for i in weak], stretch=stretch)
             for i, c in zip(weak, again, strict=True):

@@ -10,9 +10,13 @@ flagged measures read again). Then, for each threshold of ``--below`` and each w
 ordered pair of widths after the first, the second look is played out as the page
 pipeline plays it: a crop whose kept reading the grammar flags, or whose score is below
 the threshold, takes the next width's reading when that has fewer flagged measures, or as
-many and a higher score. Printed per setting: SER, flagged measures, readings per crop,
-best SER first. Session 30 chose ``--second-stretch 1.4 --second-below -0.2`` for run 5w
-this way and checked it on crops of another seed (``val30``).
+many and a higher score. With ``--vote`` the voting look is played too, for each set of
+two or more widths after the first: a crop in doubt after its first reading is read at
+every width of the set and its readings voted measure by measure
+(``second_look.vote_measures``). Printed per setting: SER, flagged measures, readings per
+crop, best SER first. Session 30 chose ``--second-stretch 1.4 --second-below -0.2`` for
+run 5w this way, and session 31 the vote at 1.1, 1.25 and 1.4 below -0.2; each was checked
+on crops of another seed (``val30``).
 """
 
 from __future__ import annotations
@@ -29,19 +33,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from eval_model import context_in_force, finish_reading  # noqa: E402
 
-from omr_engine.inference.second_look import SecondLook, flagged_measures  # noqa: E402
+from omr_engine.inference.second_look import (  # noqa: E402
+    SecondLook,
+    flagged_measures,
+    vote_measures,
+)
 from omr_engine.inference.session import Recognizer  # noqa: E402
 from omr_engine.model.metrics import edit_distance  # noqa: E402
 from omr_engine.notation.grammar import Grammar  # noqa: E402
+from omr_engine.notation.vocabulary import default_vocabulary  # noqa: E402
 from omr_engine.synth.dataset import read_examples  # noqa: E402
 from omr_engine.synth.sources import PieceStore  # noqa: E402
 
 
 def read_at_widths(
     model: Path, datasets: list[Path], limit: int, widths: list[float], threads: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, list[list[dict]], list[list[int]]]:
     """Per width and crop: token errors, flagged measures and score of the pipeline's
-    reading; and the reference tokens in all."""
+    reading; the reference tokens in all; per width and crop the reading itself
+    (``finish_reading``'s) and per crop its reference ids, to vote with."""
     rec = Recognizer(model, device="cpu", num_threads=threads)
     vocab = rec.vocab
     grammar = Grammar(vocab)
@@ -59,6 +69,8 @@ def read_at_widths(
     shape = (len(widths), len(examples))
     errors, flags, scores = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     reference = sum(len(t) for _, t, _ in examples)
+    refs = [vocab.encode(tokens) for _, tokens, _ in examples]
+    readings: list[list[dict]] = []
     for w, width in enumerate(widths):
         # each set read on its own, as eval_model.py reads it: int8 activations are
         # quantized per batch, so which crops share a batch moves a reading a little
@@ -74,15 +86,17 @@ def read_at_widths(
                 stretch=width,
             )
         ]
-        for i, ((image, tokens, meta), c) in enumerate(zip(examples, results, strict=True)):
+        readings.append([])
+        for i, ((image, _, meta), c) in enumerate(zip(examples, results, strict=True)):
             line = finish_reading(c, image, meta, vocab, contexts[i])
-            errors[w, i] = edit_distance(vocab.encode(tokens), line["reread"])
+            readings[w].append(line)
+            errors[w, i] = edit_distance(refs[i], line["reread"])
             flags[w, i] = len(
                 flagged_measures(grammar, line["reread"], line["time"], line["piece_start"])
             )
             scores[w, i] = c.score
         print(f"width {width:g}: SER {errors[w].sum() / reference:.4f}", flush=True)
-    return errors, flags, scores, reference
+    return errors, flags, scores, reference, readings, refs
 
 
 def play(
@@ -108,6 +122,40 @@ def play(
     return float(errors[pick].sum()), float(flags[pick].sum()), reads / n
 
 
+def play_vote(
+    readings: list[list[dict]],
+    refs: list[list[int]],
+    flags: np.ndarray,
+    scores: np.ndarray,
+    voters: tuple[int, ...],
+    look: SecondLook,
+    grammar: Grammar,
+) -> tuple[float, float, float]:
+    """Token errors, flagged measures and readings of the voting look: a crop the first
+    reading (width 0) leaves in doubt is voted, measure by measure, from its readings at
+    width 0 and at the widths ``voters`` (indices)."""
+    barline = grammar.kinds("barline")
+    n = len(refs)
+    errors = flagged = 0.0
+    reads = n
+    for i in range(n):
+        first = readings[0][i]
+        if not look.wanted(flags[0, i], scores[0, i]):
+            errors += edit_distance(refs[i], first["reread"])
+            flagged += flags[0, i]
+            continue
+        reads += len(voters)
+        mine = [readings[w][i] for w in (0, *voters)]
+        ids = vote_measures(
+            [r["line"] for r in mine],
+            [flagged_measures(grammar, r["reread"], r["time"], r["piece_start"]) for r in mine],
+            barline,
+        )[0]
+        errors += edit_distance(refs[i], ids)
+        flagged += len(flagged_measures(grammar, ids, first["time"], first["piece_start"]))
+    return errors, flagged, reads / n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("model_dir", type=Path)
@@ -117,12 +165,14 @@ def main() -> None:
     ap.add_argument(
         "--below", nargs="+", default=["none", "-0.05", "-0.1", "-0.2"], help="thresholds"
     )
+    ap.add_argument("--vote", action="store_true", help="play the voting look too")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, help="the table as JSON")
     args = ap.parse_args()
-    errors, flags, scores, ref = read_at_widths(
+    errors, flags, scores, ref, readings, refs = read_at_widths(
         args.model_dir, args.data, args.limit, args.widths, args.threads
     )
+    grammar = Grammar(default_vocabulary())
     rows = []
     others = range(1, len(args.widths))
     for below in args.below:
@@ -138,13 +188,27 @@ def main() -> None:
                     "readings_per_crop": round(reads, 2),
                 }
             )
+        for size in range(2, len(others) + 1) if args.vote else ():
+            for voters in itertools.combinations(others, size):
+                look = SecondLook((1.0,), threshold, vote=True)
+                e, f, reads = play_vote(readings, refs, flags, scores, voters, look, grammar)
+                rows.append(
+                    {
+                        "widths": [args.widths[w] for w in voters],
+                        "below": threshold,
+                        "vote": True,
+                        "ser": round(e / ref, 4),
+                        "flagged": int(f),
+                        "readings_per_crop": round(reads, 2),
+                    }
+                )
     rows.sort(key=lambda r: (r["ser"], r["flagged"]))
     print(
         f"read once at {args.widths[0]:g}: SER {errors[0].sum() / ref:.4f}, flagged {int(flags[0].sum())}"
     )
     print("| then widths | below | SER | flagged | readings per crop |\n|---|---|---|---|---|")
     for r in rows:
-        widths = ", ".join(f"{w:g}" for w in r["widths"])
+        widths = ", ".join(f"{w:g}" for w in r["widths"]) + (" (vote)" if r.get("vote") else "")
         print(
             f"| {widths} | {r['below']} | {r['ser']:.4f} | {r['flagged']} | {r['readings_per_crop']} |"
         )

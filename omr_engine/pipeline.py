@@ -36,7 +36,7 @@ from .inference.measures import (
 )
 from .inference.meter import beat_votes, choose_time, measure_lengths, share_time_signatures
 from .inference.reread import reread_measures
-from .inference.second_look import SecondLook, flagged_measures
+from .inference.second_look import SecondLook, flagged_measures, vote_measures
 from .inference.ties import Line, mend_ties, mend_ties_across
 from .inference.tuplets import mend_tuplets
 from .layout import (
@@ -558,6 +558,30 @@ class PagePipeline:
                 out[k] = len(flagged_measures(self.grammar, ids[s], read.starts[i][s], piece_start))
         return out
 
+    def _read_wider(
+        self,
+        page: Page,
+        cancel: CancelToken,
+        crops: list[LayoutCrop],
+        weak: list[int],
+        stretch: float,
+        done: int,
+        total: int,
+    ) -> Generator[Progress, None, dict[int, Result]]:
+        """The crops ``weak`` (their indices) read ``stretch`` times wider, batch by batch,
+        with progress counted from ``done`` of ``total``; returns their readings by index."""
+        out: dict[int, Result] = {}
+        for start in range(0, len(weak), self.BATCH):
+            yield Progress(
+                done + start,
+                total,
+                f"page {page.index + 1}: reading {len(weak)} staves again, {stretch:g} times wider",
+            )
+            cancel.check()
+            part = weak[start : start + self.BATCH]
+            out.update(zip(part, self._recognize([crops[k] for k in part], stretch), strict=True))
+        return out
+
     def _look_again(
         self,
         page: Page,
@@ -572,10 +596,21 @@ class PagePipeline:
     ) -> Generator[Progress, None, _Assembled]:
         """The second look (inference/second_look.py): the staves ``read`` leaves flagged
         or unsure read again at each of the look's widths in turn, each time keeping the
-        better reading per staff; yields Progress and returns the page put together
-        again (``read`` itself when nothing changed)."""
+        better reading per staff (or, when the look votes, :meth:`_vote_again`); yields
+        Progress and returns the page put together again (``read`` itself when nothing
+        changed)."""
         look = self.second_look
         assert look is not None
+
+        def assemble(trial: list[Result]) -> _Assembled:
+            return self._assemble(systems, crops, owners, trial, contexts, first_measure)
+
+        if look.vote:
+            return (
+                yield from self._vote_again(
+                    page, cancel, crops, results, first_measure, read, assemble
+                )
+            )
         total = len(crops)
         current = list(results)
         for stretch in look.stretches:
@@ -586,20 +621,12 @@ class PagePipeline:
             if not weak:
                 break
             trial = list(current)
-            for start in range(0, len(weak), self.BATCH):
-                yield Progress(
-                    total + start,
-                    total + len(weak),
-                    f"page {page.index + 1}: reading {len(weak)} staves again, {stretch:g} "
-                    "times wider",
-                )
-                cancel.check()
-                part = weak[start : start + self.BATCH]
-                for k, r in zip(
-                    part, self._recognize([crops[k] for k in part], stretch), strict=True
-                ):
-                    trial[k] = r
-            second = self._assemble(systems, crops, owners, trial, contexts, first_measure)
+            again = yield from self._read_wider(
+                page, cancel, crops, weak, stretch, total, total + len(weak)
+            )
+            for k, r in again.items():
+                trial[k] = r
+            second = assemble(trial)
             flags2 = self._staff_flags(second, first_measure)
             chosen = list(current)
             for k in weak:
@@ -610,8 +637,59 @@ class PagePipeline:
             if all(c is t for c, t in zip(chosen, trial, strict=True)):
                 read = second
             elif any(c is not r for c, r in zip(chosen, current, strict=True)):
-                read = self._assemble(systems, crops, owners, chosen, contexts, first_measure)
+                read = assemble(chosen)
             current = chosen
+        return read
+
+    def _vote_again(
+        self,
+        page: Page,
+        cancel: CancelToken,
+        crops: list[LayoutCrop],
+        results: list[Result],
+        first_measure: int,
+        read: _Assembled,
+        assemble: Callable[[list[Result]], _Assembled],
+    ) -> Generator[Progress, None, _Assembled]:
+        """The second look by vote: the staves ``read`` leaves flagged or unsure read at
+        every one of the look's widths, the page put together with each, and each such
+        staff's line voted measure by measure from its lines in all of them
+        (:func:`vote_measures`); ``assemble`` puts the page together from one reading per
+        crop. Yields Progress and returns ``read`` with those lines replaced."""
+        look = self.second_look
+        assert look is not None
+        total = len(crops)
+        flags = self._staff_flags(read, first_measure)
+        weak = [k for k in range(total) if k in flags and look.wanted(flags[k], results[k].score)]
+        if not weak:
+            return read
+        others: list[_Assembled] = []
+        for n, stretch in enumerate(look.stretches):
+            again = yield from self._read_wider(
+                page,
+                cancel,
+                crops,
+                weak,
+                stretch,
+                total + n * len(weak),
+                total + len(look.stretches) * len(weak),
+            )
+            trial = [again.get(k, r) for k, r in enumerate(results)]
+            other = assemble(trial)
+            if other.owners == read.owners:  # the same systems, so the same lines
+                others.append(other)
+        barline = self.grammar.kinds("barline")
+        for k in weak:
+            i, s = read.owners[k]
+            piece_start = first_measure == 0 and i == 0
+            lines: list[Line] = []
+            flagged: list[set[int]] = []
+            for a in (read, *others):
+                _, ids, confs, rows, _ = a.fitted[i]
+                lines.append((ids[s], confs[s], rows[s]))
+                flagged.append(flagged_measures(self.grammar, ids[s], a.starts[i][s], piece_start))
+            _, ids, confs, rows, _ = read.fitted[i]
+            ids[s], confs[s], rows[s] = vote_measures(lines, flagged, barline)
         return read
 
     def read_page(

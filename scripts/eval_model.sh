@@ -6,8 +6,8 @@
 # MODEL is an exported model folder (config.json, encoder.onnx, decoder.onnx) or a training
 # checkpoint (.pt), which is first exported the way the shipped model is (staff crops, int8,
 # read by the decoder and the CTC head together with a beam of 4, crops cut 3.5 staff
-# spaces above and below, a staff left flagged or unsure read again 1.4 times wider) into
-# OUT/model. SETS is any of "pages crops crops30 systems sample" (default: all five;
+# spaces above and below, a staff left flagged or unsure read again 1.1, 1.25 and 1.4 times
+# wider and its readings voted measure by measure) into OUT/model. SETS is any of "pages crops crops30 systems sample" (default: all five;
 # crops30 is the second pair of held-out crop sets). Results go to OUT as JSON and logs;
 # the sets come from scripts/build_eval_sets.sh under DATA (default /work/data).
 set -euo pipefail
@@ -20,8 +20,8 @@ mkdir -p "$OUT"
 
 if [ -f "$MODEL" ]; then
     deepmusic-ocr export "$MODEL" "$OUT/model" --unit staff --quantize --decoder hybrid --beam 4 \
-        --include-weights --margin-spaces 3.5 --second-stretch 1.4 --second-below -0.2 \
-        > "$OUT/export.log"
+        --include-weights --margin-spaces 3.5 --second-stretch 1.1 1.25 1.4 --second-below -0.2 \
+        --second-vote > "$OUT/export.log"
     MODEL=$OUT/model
 fi
 

@@ -60,3 +60,38 @@ def test_the_tuner_plays_the_second_look_as_the_pipeline_does():
     assert play(errors, flags, scores, (1,), SecondLook((1.0,), None)) == (3.0, 1.0, 5 / 3)
     # above crop 1's score it is read again too, but its wider reading flags more: kept
     assert play(errors, flags, scores, (1,), SecondLook((1.0,), -0.01)) == (3.0, 1.0, 2.0)
+
+
+def test_the_tuner_plays_the_voting_look_as_the_pipeline_does():
+    import numpy as np
+
+    from omr_engine.inference.second_look import SecondLook
+
+    vocab = default_vocabulary()
+    grammar = Grammar(vocab)
+
+    def reading(text: str) -> dict:
+        ids = vocab.encode(["<clef:G2>", *text.split()])
+        line = (ids, [0.9] * len(ids), [None] * len(ids))
+        return {"reread": ids, "line": line, "time": "2/4", "piece_start": False}
+
+    right = "<note:C5-half> <barline> <note:D5-half> <barline>"
+    refs = [vocab.encode(["<clef:G2>", *right.split()])] * 2
+    # crop 0 is flagged as first read (its first measure is short) and each wider reading
+    # misreads another measure; crop 1 is read right and in no doubt
+    readings = [
+        [reading("<note:C5-quarter> <barline> <note:D5-half> <barline>"), reading(right)],
+        [reading("<note:C5-half> <barline> <note:E5-half> <barline>"), reading(right)],
+        [reading("<note:C5-half> <barline> <note:D5-half> <barline>"), reading(right)],
+    ]
+    flags = np.array([[1, 0], [0, 0], [0, 0]])
+    scores = np.zeros((3, 2))
+    play_vote = load_tuner().play_vote
+    look = SecondLook((1.0,), None, vote=True)
+    assert play_vote(readings, refs, flags, scores, (1, 2), look, grammar) == (0.0, 0.0, 2.0)
+    # with the first reading and one misreading, a measure they read apart goes to the
+    # first, a measure it leaves flagged to the other
+    assert play_vote(readings, refs, flags, scores, (1,), look, grammar) == (0.0, 0.0, 1.5)
+    # a crop in no doubt keeps its first reading, however the others read it
+    readings[0][1] = reading("<note:C5-half> <barline> <note:E5-half> <barline>")
+    assert play_vote(readings, refs, flags, scores, (1, 2), look, grammar) == (1.0, 0.0, 2.0)

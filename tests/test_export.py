@@ -388,6 +388,20 @@ def test_export_writes_the_second_look_the_page_pipeline_takes(exported, tmp_pat
     assert config["runtime"]["second_below"] == -0.2
     pipe = PagePipeline(recognizer=Recognizer(out, device="cpu"))
     assert pipe.second_look == SecondLook((1.4, 1.25), -0.2)
+    assert not config["runtime"]["second_vote"]
+    voting = tmp_path / "voting"
+    assert (
+        main(
+            ["export", str(weights), str(voting), "--second-stretch", "1.1", "1.4"]
+            + ["--second-vote"]
+        )
+        == 0
+    )
+    pipe = PagePipeline(recognizer=Recognizer(voting, device="cpu"))
+    assert pipe.second_look == SecondLook((1.1, 1.4), None, vote=True)
     capsys.readouterr()
     assert main(["export", str(weights), str(tmp_path / "bad"), "--second-stretch", "0"]) != 0
     assert capsys.readouterr().err.count("\n") == 1
+    one = ["--second-stretch", "1.4", "--second-vote"]
+    assert main(["export", str(weights), str(tmp_path / "bad"), *one]) != 0
+    assert "two or more" in capsys.readouterr().err

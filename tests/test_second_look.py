@@ -10,7 +10,7 @@ import pytest
 
 from omr_engine.inference.decoding import Result
 from omr_engine.inference.preprocess import PreprocessConfig, resize_crop
-from omr_engine.inference.second_look import SecondLook, flagged_measures
+from omr_engine.inference.second_look import SecondLook, flagged_measures, vote_measures
 from omr_engine.notation.grammar import Grammar
 from omr_engine.notation.music21_io import read_score
 from omr_engine.notation.tokens import tokens_by_measure
@@ -27,6 +27,11 @@ def test_a_staff_is_read_again_when_flagged_or_unsure_and_only_then():
     assert not SecondLook((1.4,), None).wanted(0, -5.0)
     assert SecondLook.of(1.4) == SecondLook((1.4,), None)
     assert SecondLook.of([1.4, 1.25], -0.2).stretches == (1.4, 1.25)
+    assert SecondLook.from_runtime(
+        SimpleNamespace(second_stretch=[1.1, 1.4], second_below=-0.2, second_vote=True)
+    ) == SecondLook((1.1, 1.4), -0.2, vote=True)
+    assert SecondLook.from_runtime(SimpleNamespace(second_stretch=1.4)) == SecondLook.of(1.4)
+    assert SecondLook.from_runtime(SimpleNamespace()) is None
     with pytest.raises(ValueError):
         SecondLook((1.4, 0.0))
 
@@ -85,10 +90,13 @@ class WiderReads(TrueTokens):
             return super().recognize(images, grammar_factory, beam, token_logp)
         out = []
         for image in images:
-            k = self.index[id(image)]
-            ids = self.truth[k] if self.helps or k else self.bad_wider
+            ids = self.wider(self.index[id(image)], stretch)
             out.append(Result(ids, [0.8] * len(ids)))
         return out
+
+    def wider(self, k: int, stretch: float) -> list[int]:
+        """Crop ``k`` read ``stretch`` times wider."""
+        return self.truth[k] if self.helps or k else self.bad_wider
 
 
 def test_a_staff_the_grammar_flags_is_read_again_wider_and_the_better_reading_kept():
@@ -129,3 +137,81 @@ def test_cancelling_during_the_second_look_stops_the_page():
         for event in reader:
             if isinstance(event, Progress) and "again" in event.message:
                 cancel.cancel()
+
+
+def _line(text: str, conf: float = 0.9):
+    ids = default_vocabulary().encode(text.split())
+    return ids, [conf] * len(ids), [None] * len(ids)
+
+
+def test_a_vote_takes_each_measure_from_the_readings_that_agree():
+    barline = Grammar(default_vocabulary()).kinds("barline")
+    right = "<note:C5-half> <barline> <note:D5-half> <barline> <note:E5-half> <barline>"
+    lines = [
+        _line("<note:C5-half> <barline> <note:G4-half> <barline> <note:E5-half> <barline>"),
+        _line("<note:A4-half> <barline> <note:D5-half> <barline> <note:E5-half> <barline>"),
+        _line("<note:C5-half> <barline> <note:D5-half> <barline> <note:F5-half> <barline>"),
+    ]
+    ids, confs, rows = vote_measures(lines, [set(), set(), set()], barline)
+    assert ids == _line(right)[0]
+    assert len(confs) == len(rows) == len(ids)
+
+
+def test_a_vote_passes_over_a_measure_the_grammar_flags_and_lines_cut_otherwise():
+    barline = Grammar(default_vocabulary()).kinds("barline")
+    first = _line("<note:C5-quarter> <barline> <note:D5-half> <barline>")
+    wider = _line("<note:C5-half> <barline> <note:D5-quarter> <barline>", conf=0.5)
+    wider_too = _line("<note:C5-half> <barline> <note:D5-quarter> <barline>", conf=0.6)
+    # the first reading's first measure is flagged, the wider ones' second: each measure
+    # comes from a reading that passes it, however many readings agree on the other
+    voted = vote_measures([first, wider, wider_too], [{0}, {1}, {1}], barline)
+    assert voted[0] == _line("<note:C5-half> <barline> <note:D5-half> <barline>")[0]
+    assert voted[1] == [0.6, 0.6, 0.9, 0.9]  # the surer of the two that agree
+    # a reading cut into another number of measures does not vote; alone, the first stands
+    cut_otherwise = _line("<note:C5-half> <note:D5-half> <barline>")
+    assert vote_measures([first, cut_otherwise], [{0}, set()], barline) == first
+
+
+class VotedReads(WiderReads):
+    """True tokens, except that each reading of the first staff gets one measure wrong: at
+    the normal width it loses the second measure's first note (the grammar flags it), at
+    each wider width another measure's first note is read a step off."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runtime = SimpleNamespace(
+            second_stretch=[1.1, 1.25, 1.4], second_below=None, second_vote=True
+        )
+        vocab = default_vocabulary()
+        first = vocab.decode(self.truth[0])
+        starts = [0] + [k + 1 for k, t in enumerate(first) if t == "<barline>"]
+        notes = [
+            next(k for k in range(a, len(first)) if first[k].startswith("<note:"))
+            for a in starts[:4]
+        ]
+        self.answers[0] = vocab.encode(first[: notes[1]] + first[notes[1] + 1 :])
+
+        def off(k: int) -> list[int]:
+            tokens = list(first)
+            pitch, value = tokens[k][len("<note:") : -1].split("-", 1)
+            tokens[k] = f"<note:{'C4' if pitch != 'C4' else 'D4'}-{value}>"
+            return vocab.encode(tokens)
+
+        self.misread = {1.1: off(notes[2]), 1.25: off(notes[3]), 1.4: off(notes[0])}
+
+    def wider(self, k: int, stretch: float) -> list[int]:
+        return self.misread[stretch] if k == 0 else self.truth[k]
+
+
+def test_a_voting_look_reads_a_staff_in_doubt_at_every_width_and_votes_its_measures():
+    fake = VotedReads()
+    events = list(PagePipeline(recognizer=fake).read_page(sample_page()))
+    assert fake.stretches == [None, 1.1, 1.25, 1.4]
+    reports = [e.message for e in events if isinstance(e, Progress)]
+    assert any("reading 1 staves again, 1.25 times wider" in r for r in reports)
+    again = [e for e in events if isinstance(e, Progress) and "again" in e.message]
+    crops = fake.calls  # the first readings, one per staff
+    assert [(e.done, e.total) for e in again] == [(crops + n, crops + 3) for n in range(3)]
+    source, _ = read_score(SAMPLES / "bwv66.6.musicxml")
+    # no reading is right throughout, yet every measure is right in most of them
+    assert tokens_by_measure(events[-1].score) == tokens_by_measure(source)

@@ -116,6 +116,7 @@ class _Runtime:
     stretch: float = 1.0  # crops are read this many times wider than their aspect ratio says
     second_stretch: float | list[float] | None = None  # a staff left in doubt: read wider
     second_below: float | None = None  # ... also when its score is below this (second_look.py)
+    second_vote: bool = False  # ... at every width, its readings voted measure by measure
 
 
 @dataclass

@@ -211,6 +211,8 @@ def evaluate(
             weak = [i for i in range(len(examples)) if look.wanted(flags[i], scores[i])]
             lines = {i: [finished[i]["line"]] for i in weak}
             flagged = {i: [line_flag_set(finished[i])] for i in weak}
+            # the lines before their flagged measures were read again witness the vote
+            witnesses = {i: [finished[i]["mended"]] for i in weak}
             for stretch in look.stretches:
                 again = read_constrained([images[i] for i in weak], stretch=stretch)
                 for i, c in zip(weak, again, strict=True):
@@ -218,9 +220,10 @@ def evaluate(
                     line = finish_reading(c, image, meta, vocab, finished[i]["context"])
                     lines[i].append(line["line"])
                     flagged[i].append(line_flag_set(line))
+                    witnesses[i].append(line["mended"])
             barline = grammar.kinds("barline")
             for i in weak:
-                looked[i] = list(vote_measures(lines[i], flagged[i], barline)[0])
+                looked[i] = list(vote_measures(lines[i], flagged[i], barline, witnesses[i])[0])
             second_read += len(weak) * len(look.stretches)
         for stretch in look.stretches if look is not None and not look.vote else ():
             weak = [i for i in range(len(examples)) if look.wanted(flags[i], scores[i])]

@@ -150,6 +150,7 @@ def play_vote(
             [r["line"] for r in mine],
             [flagged_measures(grammar, r["reread"], r["time"], r["piece_start"]) for r in mine],
             barline,
+            [r["mended"] for r in mine],
         )[0]
         errors += edit_distance(refs[i], ids)
         flagged += len(flagged_measures(grammar, ids, first["time"], first["piece_start"]))

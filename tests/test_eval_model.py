@@ -73,7 +73,7 @@ def test_the_tuner_plays_the_voting_look_as_the_pipeline_does():
     def reading(text: str) -> dict:
         ids = vocab.encode(["<clef:G2>", *text.split()])
         line = (ids, [0.9] * len(ids), [None] * len(ids))
-        return {"reread": ids, "line": line, "time": "2/4", "piece_start": False}
+        return {"reread": ids, "mended": ids, "line": line, "time": "2/4", "piece_start": False}
 
     right = "<note:C5-half> <barline> <note:D5-half> <barline>"
     refs = [vocab.encode(["<clef:G2>", *right.split()])] * 2

@@ -167,6 +167,17 @@ def test_a_vote_passes_over_a_measure_the_grammar_flags_and_lines_cut_otherwise(
     voted = vote_measures([first, wider, wider_too], [{0}, {1}, {1}], barline)
     assert voted[0] == _line("<note:C5-half> <barline> <note:D5-half> <barline>")[0]
     assert voted[1] == [0.6, 0.6, 0.9, 0.9]  # the surer of the two that agree
+    # a witness (a reading before its flagged measures were read again) is never taken,
+    # but pulls the choice towards itself
+    passing = [_line("<note:C5-half> <barline> <note:D5-half> <barline>")] * 2
+    dropped = _line("<note:C5-half> <barline> <note:D5-quarter> <note:A4-quarter> <barline>")
+    voters = [passing[0], dropped, passing[1]]
+    # without witnesses the two alike win measure 2, with the line the other was re-read
+    # from, its own measure is nearer
+    assert vote_measures(voters, [set()] * 3, barline)[0] == passing[0][0]
+    seen = _line("<note:C5-half> <barline> <note:D5-quarter> <note:A4-eighth> <barline>")[0]
+    assert vote_measures(voters, [set()] * 3, barline, [seen] * 3)[0] == dropped[0]
+    assert vote_measures(voters, [set()] * 3, barline, [seen] * 9)[0] == dropped[0]
     # a reading cut into another number of measures does not vote; alone, the first stands
     cut_otherwise = _line("<note:C5-half> <note:D5-half> <barline>")
     assert vote_measures([first, cut_otherwise], [{0}, set()], barline) == first

@@ -27,7 +27,11 @@ the one that agrees best with the others. No reading has to be right throughout,
 each measure in most of them. Run 5w reads the staves in doubt (flagged, or scored below
 -0.2) at 1.1, 1.25 and 1.4 and votes: on the seed-30 crops SER 0.094 with 15 measures
 flagged, against 0.102 and 23 for the better of two readings (1.84 readings per crop
-against 1.28); on the engraver test pages 505 tokens wrong against 530.
+against 1.28); on the engraver test pages 505 tokens wrong against 530. The readings as
+they were before the pipeline read their flagged measures again witness the vote (they
+count in the distances, and are never taken): a measure the grammar passed only after
+being read again, often with a note dropped, then loses to a passing one nearer what
+the model first saw.
 
 The settings belong to the model (its scores are its own), so they travel in the model
 directory's ``runtime`` section (``second_stretch``: a width or a list of them,
@@ -117,29 +121,40 @@ def _measures(line: Line, barline: np.ndarray) -> list[Line]:
     return out
 
 
-def vote_measures(lines: Sequence[Line], flagged: Sequence[set[int]], barline: np.ndarray) -> Line:
+def vote_measures(
+    lines: Sequence[Line],
+    flagged: Sequence[set[int]],
+    barline: np.ndarray,
+    witnesses: Sequence[Sequence[int]] = (),
+) -> Line:
     """One staff's readings (the first reading first) put together measure by measure.
 
     Only the readings cut into as many measures as the first take part, so the line still
     fits its system. Each measure is taken from the reading whose measure the grammar
     passes (``flagged`` holds each reading's flagged measures, counted from 0), then from
     the one closest to the others' (their token edit distances summed), then the one the
-    model was surest of (mean token confidence), then the earliest. ``barline`` says per
-    token id whether it ends a measure.
+    model was surest of (mean token confidence), then the earliest. ``witnesses`` (token
+    ids) count in the distances but are never taken: the readings as they were before
+    their flagged measures were read again, so that of the passing measures the one
+    nearest what the model first saw wins. ``barline`` says per token id whether it ends
+    a measure.
     """
     cut = [_measures(line, barline) for line in lines]
     voters = [k for k in range(len(lines)) if len(cut[k]) == len(cut[0])]
     if len(voters) < 2:
         return lines[0]
+    seen = [_measures((list(w), [1.0] * len(w), [None] * len(w)), barline) for w in witnesses]
+    seen = [w for w in seen if len(w) == len(cut[0])]
     ids: list[int] = []
     confs: list[float] = []
     rows: list[np.ndarray | None] = []
     for j in range(len(cut[0])):
 
         def key(k: int, j: int = j) -> tuple[bool, int, float, int]:
-            mine = cut[k][j]
-            apart = sum(edit_distance(mine[0], cut[o][j][0]) for o in voters if o != k)
-            sure = float(np.mean(mine[1])) if mine[1] else 0.0
+            mine = cut[k][j][0]
+            apart = sum(edit_distance(mine, cut[o][j][0]) for o in voters if o != k)
+            apart += sum(edit_distance(mine, w[j][0]) for w in seen)
+            sure = float(np.mean(cut[k][j][1])) if mine else 0.0
             return (j in flagged[k], apart, -sure, k)
 
         best = cut[min(voters, key=key)][j]

@@ -226,3 +226,16 @@ def test_a_voting_look_reads_a_staff_in_doubt_at_every_width_and_votes_its_measu
     source, _ = read_score(SAMPLES / "bwv66.6.musicxml")
     # no reading is right throughout, yet every measure is right in most of them
     assert tokens_by_measure(events[-1].score) == tokens_by_measure(source)
+
+
+def test_cancelling_during_a_voting_look_stops_the_page():
+    from omr_engine.pipeline import Cancelled, CancelToken
+
+    cancel = CancelToken()
+    fake = VotedReads()
+    reader = PagePipeline(recognizer=fake).read_page(sample_page(), cancel)
+    with pytest.raises(Cancelled):
+        for event in reader:
+            if isinstance(event, Progress) and "1.25 times wider" in event.message:
+                cancel.cancel()
+    assert fake.stretches == [None, 1.1]  # no width read after the cancel

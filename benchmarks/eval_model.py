@@ -145,6 +145,19 @@ def finish_reading(
     }
 
 
+def vote_readings(readings: list[dict[str, Any]], grammar: Grammar) -> list[int]:
+    """The voting second look on one crop: its readings (``finish_reading``'s, the first
+    reading first) voted measure by measure, the lines as mended before their re-reading
+    witnessing, as the page pipeline votes (``second_look.vote_measures``)."""
+    voted = vote_measures(
+        [r["line"] for r in readings],
+        [line_flags(grammar, r["reread"], r["time"], r["piece_start"]) for r in readings],
+        grammar.kinds("barline"),
+        [r["mended"] for r in readings],
+    )
+    return list(voted[0])
+
+
 def evaluate(
     model_dir: Path,
     datasets: Iterable[Path],
@@ -194,13 +207,9 @@ def evaluate(
             finish_reading(c, image, meta, vocab, context_in_force(store, meta))
             for (image, _, meta), c in zip(examples, constrained, strict=True)
         ]
-
         # the pipeline's second look (omr_engine/inference/second_look.py): a crop its
         # reading leaves flagged or unsure is read again wider, the better reading kept
         # (or, when the look votes, read at every width and voted measure by measure)
-        def line_flag_set(line: dict[str, Any]) -> set[int]:
-            return line_flags(grammar, line["reread"], line["time"], line["piece_start"])
-
         looked = [line["reread"] for line in finished]
         flags = [
             len(line_flags(grammar, line["reread"], line["time"], line["piece_start"]))
@@ -209,21 +218,15 @@ def evaluate(
         scores = [c.score for c in constrained]
         if look is not None and look.vote:
             weak = [i for i in range(len(examples)) if look.wanted(flags[i], scores[i])]
-            lines = {i: [finished[i]["line"]] for i in weak}
-            flagged = {i: [line_flag_set(finished[i])] for i in weak}
-            # the lines before their flagged measures were read again witness the vote
-            witnesses = {i: [finished[i]["mended"]] for i in weak}
+            readings = {i: [finished[i]] for i in weak}
             for stretch in look.stretches:
                 again = read_constrained([images[i] for i in weak], stretch=stretch)
                 for i, c in zip(weak, again, strict=True):
                     image, _, meta = examples[i]
                     line = finish_reading(c, image, meta, vocab, finished[i]["context"])
-                    lines[i].append(line["line"])
-                    flagged[i].append(line_flag_set(line))
-                    witnesses[i].append(line["mended"])
-            barline = grammar.kinds("barline")
+                    readings[i].append(line)
             for i in weak:
-                looked[i] = list(vote_measures(lines[i], flagged[i], barline, witnesses[i])[0])
+                looked[i] = vote_readings(readings[i], grammar)
             second_read += len(weak) * len(look.stretches)
         for stretch in look.stretches if look is not None and not look.vote else ():
             weak = [i for i in range(len(examples)) if look.wanted(flags[i], scores[i])]

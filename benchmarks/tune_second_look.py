@@ -31,13 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_model import context_in_force, finish_reading  # noqa: E402
+from eval_model import context_in_force, finish_reading, vote_readings  # noqa: E402
 
-from omr_engine.inference.second_look import (  # noqa: E402
-    SecondLook,
-    flagged_measures,
-    vote_measures,
-)
+from omr_engine.inference.second_look import SecondLook, flagged_measures  # noqa: E402
 from omr_engine.inference.session import Recognizer  # noqa: E402
 from omr_engine.model.metrics import edit_distance  # noqa: E402
 from omr_engine.notation.grammar import Grammar  # noqa: E402
@@ -134,7 +130,6 @@ def play_vote(
     """Token errors, flagged measures and readings of the voting look: a crop the first
     reading (width 0) leaves in doubt is voted, measure by measure, from its readings at
     width 0 and at the widths ``voters`` (indices)."""
-    barline = grammar.kinds("barline")
     n = len(refs)
     errors = flagged = 0.0
     reads = n
@@ -145,13 +140,7 @@ def play_vote(
             flagged += flags[0, i]
             continue
         reads += len(voters)
-        mine = [readings[w][i] for w in (0, *voters)]
-        ids = vote_measures(
-            [r["line"] for r in mine],
-            [flagged_measures(grammar, r["reread"], r["time"], r["piece_start"]) for r in mine],
-            barline,
-            [r["mended"] for r in mine],
-        )[0]
+        ids = vote_readings([readings[w][i] for w in (0, *voters)], grammar)
         errors += edit_distance(refs[i], ids)
         flagged += len(flagged_measures(grammar, ids, first["time"], first["piece_start"]))
     return errors, flagged, reads / n

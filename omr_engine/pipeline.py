@@ -572,6 +572,13 @@ class PagePipeline:
                 out[k] = len(flagged_measures(self.grammar, ids[s], read.starts[i][s], piece_start))
         return out
 
+    def _in_doubt(self, flags: dict[int, int], results: list[Result]) -> list[int]:
+        """The crops (their indices, in order) the second look reads again: their staff's
+        line flagged (``flags``, from :meth:`_staff_flags`), or read with a low score."""
+        look = self.second_look
+        assert look is not None
+        return [k for k, f in flags.items() if look.wanted(f, results[k].score)]
+
     def _read_wider(
         self,
         page: Page,
@@ -629,9 +636,7 @@ class PagePipeline:
         current = list(results)
         for stretch in look.stretches:
             flags = self._staff_flags(read, first_measure)
-            weak = [
-                k for k in range(total) if k in flags and look.wanted(flags[k], current[k].score)
-            ]
+            weak = self._in_doubt(flags, current)
             if not weak:
                 break
             trial = list(current)
@@ -668,13 +673,13 @@ class PagePipeline:
         """The second look by vote: the staves ``read`` leaves flagged or unsure read at
         every one of the look's widths, the page put together with each, and each such
         staff's line voted measure by measure from its lines in all of them, its lines as
-        mended before the re-reading witnessing (:func:`vote_measures`); ``assemble`` puts the page together from one reading per
-        crop. Yields Progress and returns ``read`` with those lines replaced."""
+        mended before the re-reading witnessing (:func:`vote_measures`). ``assemble`` puts
+        the page together from one reading per crop. Yields Progress and returns ``read``
+        with those lines replaced."""
         look = self.second_look
         assert look is not None
         total = len(crops)
-        flags = self._staff_flags(read, first_measure)
-        weak = [k for k in range(total) if k in flags and look.wanted(flags[k], results[k].score)]
+        weak = self._in_doubt(self._staff_flags(read, first_measure), results)
         if not weak:
             return read
         others: list[_Assembled] = []

@@ -7,8 +7,9 @@
 # checkpoint (.pt), which is first exported the way the shipped model is (staff crops, int8,
 # read by the decoder and the CTC head together with a beam of 4, crops cut 3.5 staff
 # spaces above and below, a staff left flagged or unsure read again 1.1, 1.25 and 1.4 times
-# wider and its readings voted measure by measure) into OUT/model. SETS is any of "pages crops crops30 systems sample" (default: all five;
-# crops30 is the second pair of held-out crop sets). Results go to OUT as JSON and logs;
+# wider and its readings voted measure by measure) into OUT/model. SETS is any of "pages
+# crops crops30 systems sample" (default: all five; crops30 is the second pair of held-out
+# crop sets). Results go to OUT as JSON and logs;
 # the sets come from scripts/build_eval_sets.sh under DATA (default /work/data).
 set -euo pipefail
 MODEL=$1

@@ -33,7 +33,7 @@ from ..notation.reading_order import onset_order_sources
 from ..notation.score import StaffContext
 from ..notation.vocabulary import Vocabulary
 from .decoding import TOP, Columns, Reading, prefix_search
-from .second_look import flagged_measures
+from .second_look import flagged_measures, measure_spans
 
 __all__ = ["grammars", "reread_measures"]
 
@@ -46,16 +46,6 @@ def grammars(vocab: Vocabulary) -> tuple[Grammar, Grammar]:
     ``enforce_durations``, which a measure is read again under (built once per
     vocabulary)."""
     return Grammar(vocab), Grammar(vocab, enforce_durations=True)
-
-
-def _measures(ids: Sequence[int], barline: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end] of each measure closed by a barline (``end`` is the barline's index)."""
-    out, start = [], 0
-    for i, tok in enumerate(ids):
-        if barline[tok]:
-            out.append((start, i))
-            start = i + 1
-    return out
 
 
 def reread_measures(
@@ -88,7 +78,7 @@ def reread_measures(
     contexts = [StaffContext(time=time)]
     out_ids, out_confs, out_rows = list(ids), list(confs), list(rows)
     flagged = flagged_measures(plain, out_ids, time, piece_start)
-    measures = _measures(out_ids, barline)
+    measures = measure_spans(out_ids, barline)
     if not (flagged or short) or len(measures) > len(spans) or not len(columns):
         return out_ids, out_confs, out_rows, 0
     size = len(vocab) + 1

@@ -50,7 +50,7 @@ from ..notation.grammar import Grammar
 from ..notation.score import StaffContext
 from .ties import Line
 
-__all__ = ["SecondLook", "flagged_measures", "vote_measures"]
+__all__ = ["SecondLook", "flagged_measures", "measure_spans", "vote_measures"]
 
 
 @dataclass(frozen=True)
@@ -109,15 +109,18 @@ def flagged_measures(
     return {d.measure for d in state.finish()}
 
 
-def _measures(line: Line, barline: np.ndarray) -> list[Line]:
-    """A line cut after each barline (a trailing open measure kept)."""
-    ids, confs, rows = line
-    out: list[Line] = []
-    start = 0
-    for k, t in enumerate(ids):
-        if barline[t] or k == len(ids) - 1:
-            out.append((ids[start : k + 1], confs[start : k + 1], rows[start : k + 1]))
-            start = k + 1
+def measure_spans(
+    ids: Sequence[int], barline: np.ndarray, open_end: bool = False
+) -> list[tuple[int, int]]:
+    """[start, end] of each measure of a line closed by a barline (``end`` is the
+    barline's index); with ``open_end`` also the tokens after the last barline, if any."""
+    out, start = [], 0
+    for i, tok in enumerate(ids):
+        if barline[tok]:
+            out.append((start, i))
+            start = i + 1
+    if open_end and start < len(ids):
+        out.append((start, len(ids) - 1))
     return out
 
 
@@ -139,26 +142,36 @@ def vote_measures(
     nearest what the model first saw wins. ``barline`` says per token id whether it ends
     a measure.
     """
-    cut = [_measures(line, barline) for line in lines]
-    voters = [k for k in range(len(lines)) if len(cut[k]) == len(cut[0])]
+    cut = [measure_spans(ids, barline, open_end=True) for ids, _, _ in lines]
+    count = len(cut[0])
+    voters = [k for k in range(len(lines)) if len(cut[k]) == count]
     if len(voters) < 2:
         return lines[0]
-    seen = [_measures((list(w), [1.0] * len(w), [None] * len(w)), barline) for w in witnesses]
-    seen = [w for w in seen if len(w) == len(cut[0])]
+    # each voter's and each witness's measures as token lists
+    tokens = {k: [list(lines[k][0][a : b + 1]) for a, b in cut[k]] for k in voters}
+    seen = [measure_spans(w, barline, open_end=True) for w in witnesses]
+    seen_tokens = [
+        [list(w[a : b + 1]) for a, b in spans]
+        for w, spans in zip(witnesses, seen, strict=True)
+        if len(spans) == count
+    ]
     ids: list[int] = []
     confs: list[float] = []
     rows: list[np.ndarray | None] = []
-    for j in range(len(cut[0])):
+    for j in range(count):
 
         def key(k: int, j: int = j) -> tuple[bool, int, float, int]:
-            mine = cut[k][j][0]
-            apart = sum(edit_distance(mine, cut[o][j][0]) for o in voters if o != k)
-            apart += sum(edit_distance(mine, w[j][0]) for w in seen)
-            sure = float(np.mean(cut[k][j][1])) if mine else 0.0
+            mine = tokens[k][j]
+            apart = sum(edit_distance(mine, tokens[o][j]) for o in voters if o != k)
+            apart += sum(edit_distance(mine, w[j]) for w in seen_tokens)
+            a, b = cut[k][j]
+            sure = float(np.mean(lines[k][1][a : b + 1])) if mine else 0.0
             return (j in flagged[k], apart, -sure, k)
 
-        best = cut[min(voters, key=key)][j]
-        ids += best[0]
-        confs += best[1]
-        rows += best[2]
+        best = min(voters, key=key)
+        a, b = cut[best][j]
+        line_ids, line_confs, line_rows = lines[best]
+        ids += line_ids[a : b + 1]
+        confs += line_confs[a : b + 1]
+        rows += line_rows[a : b + 1]
     return ids, confs, rows

@@ -128,14 +128,14 @@ class _Assembled:
     """A page's readings put together (:meth:`PagePipeline._assemble`): its systems (some
     joined), each crop's (system, staff), each system's (boxes, ids, confidences, token
     columns, re-read sources) and each system's time signature in force per staff where
-    it starts (empty when nothing was mended); for a voting second look, each staff's ids
-    as mended before its flagged measures were read again, by (system, staff)."""
+    it starts (empty when nothing was mended); for a voting second look, each staff's line
+    as fitted, before any mending, by (system, staff)."""
 
     systems: list[System]
     owners: list[tuple[int, int]]
     fitted: list[tuple]
     starts: list[list[str | None]]
-    unread: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    unmended: dict[tuple[int, int], Line] = field(default_factory=dict)
 
 
 def split_measures(tokens: list[str], vocab: Vocabulary) -> list[list[str]]:
@@ -441,7 +441,6 @@ class PagePipeline:
         times: list[str | None],
         piece_start: bool,
         rereads: list[Reread],
-        unread: list[list[int]] | None = None,
     ) -> None:
         """Mend each staff's note values (:func:`repair_durations`) in place, against the
         time signature in force per staff, which ``times`` carries from system to system,
@@ -449,15 +448,11 @@ class PagePipeline:
         mend its ties between different pitches (:func:`mend_ties`). Then a measure that
         one staff reads short where another fills it (:func:`short_measures`: at a line's
         end or a piece's start a short measure passes on one staff alone) is read again
-        on that staff as a full one. With ``unread``, each staff's ids as mended before any
-        measure was read again are appended to it."""
+        on that staff as a full one."""
         time_kind = self.grammar.kinds("time")
         times += [None] * (len(ids) - len(times))
         starts = list(times)  # in force where this system starts
         for s, staff_ids in enumerate(ids):
-            if unread is not None:
-                line = mend_staff(staff_ids, confs[s], rows[s], self.vocab, times[s], piece_start)
-                unread.append(line[0])
             ids[s], confs[s], rows[s] = mend_staff(
                 staff_ids,
                 confs[s],
@@ -545,21 +540,22 @@ class PagePipeline:
         starts: list[list[str | None]] = []
         # a voting second look weighs the lines as they were before the re-reading too
         voting = self.second_look is not None and self.second_look.vote and self.reread
-        unread: dict[tuple[int, int], list[int]] = {}
+        unmended: dict[tuple[int, int], Line] = {}
         if mend:
             for i, (_, ids, confs, rows, rereads) in enumerate(fitted):
                 starts.append((times + [None] * len(ids))[: len(ids)])
-                before: list[list[int]] | None = [] if voting else None
-                self._mend_system(
-                    ids, confs, rows, times, first_measure == 0 and i == 0, rereads, before
-                )
-                unread.update(((i, s), line) for s, line in enumerate(before or []))
+                if voting:
+                    unmended.update(
+                        ((i, s), (list(ids[s]), list(confs[s]), list(rows[s])))
+                        for s in range(len(ids))
+                    )
+                self._mend_system(ids, confs, rows, times, first_measure == 0 and i == 0, rereads)
         # clefs after the re-reads (which decode the columns again under the clef read) and
         # before the ties across systems (which compare pitches under the clef shared)
         self._along_staves(fitted, share_clefs)
         if mend:
             self._along_staves(fitted, mend_ties_across)
-        return _Assembled(systems, owners, fitted, starts, unread)
+        return _Assembled(systems, owners, fitted, starts, unmended)
 
     def _staff_flags(self, read: _Assembled, first_measure: int) -> dict[int, int]:
         """Per crop (its index), the measures the grammar flags in its staff's line as
@@ -708,8 +704,9 @@ class PagePipeline:
                 _, ids, confs, rows, _ = a.fitted[i]
                 lines.append((ids[s], confs[s], rows[s]))
                 flagged.append(flagged_measures(self.grammar, ids[s], a.starts[i][s], piece_start))
-                if (i, s) in a.unread:
-                    witnesses.append(a.unread[i, s])
+                if (i, s) in a.unmended:  # mended as the page was, but not read again
+                    line = mend_staff(*a.unmended[i, s], self.vocab, a.starts[i][s], piece_start)
+                    witnesses.append(line[0])
             _, ids, confs, rows, _ = read.fitted[i]
             ids[s], confs[s], rows[s] = vote_measures(lines, flagged, barline, witnesses)
         return read

@@ -163,20 +163,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         help="read a staff again this many times wider when its reading is left flagged "
         "(or, with --second-below, unsure), and keep the better reading; with more widths, "
-        "each in turn while it stays in doubt (run 5w: 1.4 1.25); default: read once",
+        "each in turn while it stays in doubt (the shipped model: 1.1 1.25 1.4, voted); "
+        "default: read once",
     )
     p.add_argument(
         "--second-below",
         type=float,
         help="also read a staff again when its reading's score (mean log-probability per "
-        "token) is below this (run 5w: -0.2)",
+        "token) is below this (the shipped model: -0.2)",
     )
     p.add_argument(
         "--second-vote",
         action="store_true",
         help="read a staff in doubt at every --second-stretch width and put its readings "
         "together measure by measure, each measure from a reading the grammar passes that "
-        "agrees best with the others (run 5w: 1.1 1.25 1.4)",
+        "agrees best with the others (the shipped model votes)",
     )
     p.set_defaults(func=cmd_export)
 

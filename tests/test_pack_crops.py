@@ -69,3 +69,33 @@ def test_packed_crops_unpack_into_a_dataset_with_the_same_pixels_and_tokens(tmp_
         original, original_tokens = made[" ".join(tokens) + str(image.shape[0])]
         assert np.array_equal(image, original)
         assert meta["tokens"] == original_tokens
+
+
+def test_a_scaled_pack_moves_the_measure_boxes_with_the_pixels_and_keeps_only_the_levels_asked():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from pack_crops import quantized, scaled
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    image = np.full((160, 400), 255, dtype=np.uint8)
+    image[60:101:10, 20:380] = 0  # five staff lines, 10 px apart
+    image[70:75, 100:104] = 128
+    meta = {
+        "measure_boxes": [[20.0, 60.0, 380.0, 100.0]],
+        "height": 160,
+        "width": 400,
+        "dpi": 240.0,
+    }
+
+    small, moved = scaled(image, meta, 0.5)
+    levels = quantized(small, 16)
+
+    assert small.shape == (80, 200)
+    assert (moved["height"], moved["width"]) == (80, 200)
+    assert moved["measure_boxes"] == [[10.0, 30.0, 190.0, 50.0]]
+    assert moved["dpi"] == 120.0 and meta["dpi"] == 240.0  # the original meta is not touched
+    rows = np.flatnonzero(small[:, 100] < 200)
+    assert rows.min() >= 29 and rows.max() <= 51  # the lines stay inside the moved box
+    assert len(np.unique(levels)) <= 16
+    assert np.abs(levels.astype(int) - small.astype(int)).max() <= 9
+    assert scaled(image, meta, 1.0)[0] is image and quantized(image, 256) is image

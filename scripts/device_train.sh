@@ -87,6 +87,10 @@ SEG2_SPEEDUP=${SEG2_SPEEDUP:-}       # segment 2 vs segment 1 samples/s. Unset: 
                                      # 2801/2802: 146/s with 2 then 1,020/s, 527/s with 6 then
                                      # 1,016/s; 0.7 left 2801 123 s of its budget unused); else 3
                                      # (seed 2611: 490/s with 2 beside the build, 1,950/s with 8 after)
+SEG2_MAX_RATE=${SEG2_MAX_RATE:-900}  # ... but never more than this many samples/s: 14 loaders degrading online
+                                     # feed the H200 770-970/s whatever segment 1 ran at (seeds 3301/3302:
+                                     # 227/s and 663/s in segment 1, 800-970/s and 770-960/s in segment 2,
+                                     # planned for 1,350/s and 1,314/s, so both were cut short). 0: no cap
 DEGRADE_ONLINE=${DEGRADE_ONLINE:-1.0} # >0: build clean crops (--strength-max 0) and degrade them
                                      # afresh on every read up to this strength (train
                                      # --degrade-online), so crops seen many times look different
@@ -253,7 +257,8 @@ if [[ -z $SEG2_SPEEDUP ]]; then
   awk -v d="$DEGRADE_ONLINE" 'BEGIN { exit !(d > 0) }' &&
     SEG2_SPEEDUP=$(awk -v a="$LOADER_WORKERS_1" -v b="$LOADER_WORKERS_2" 'BEGIN { print 0.85 * b / a }')
 fi
-rate=$(awk -v r="${rate:-0}" -v f="$SEG2_SPEEDUP" 'BEGIN { print r * f }')
+rate=$(awk -v r="${rate:-0}" -v f="$SEG2_SPEEDUP" -v m="$SEG2_MAX_RATE" \
+  'BEGIN { x = r * f; if (m > 0 && x > m) x = m; print x }')
 left=$((TRAIN_END - $(now)))
 # Time to train t: left = startup + t + (1 + steps/EVAL_EVERY) validations of EVAL_S each,
 # with steps = 0.9 x rate/batch x t (the 0.9 is slack: the timeout would cut the cosine).

@@ -103,6 +103,10 @@ def main() -> None:
         "into 0.54 MB against 1.10 MB as built)",
     )
     args = ap.parse_args()
+    if not 2 <= args.levels <= 256:
+        ap.error("--levels must be between 2 and 256")
+    if not 0 < args.scale <= 1:
+        ap.error("--scale must be above 0 and at most 1")
 
     shards = [s for f in args.folders for s in dataset_shards(f)]
     examples = [(png, meta) for s in shards for _, png, meta in _iter_raw(s)]

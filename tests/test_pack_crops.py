@@ -3,6 +3,7 @@ unpacks into a dataset folder the trainer reads, with every pixel and token kept
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import subprocess
@@ -72,11 +73,10 @@ def test_packed_crops_unpack_into_a_dataset_with_the_same_pixels_and_tokens(tmp_
 
 
 def test_a_scaled_pack_moves_the_measure_boxes_with_the_pixels_and_keeps_only_the_levels_asked():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from pack_crops import quantized, scaled
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    spec = importlib.util.spec_from_file_location("pack_crops", ROOT / "scripts" / "pack_crops.py")
+    pack_crops = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pack_crops)
+    scaled, quantized = pack_crops.scaled, pack_crops.quantized
     image = np.full((160, 400), 255, dtype=np.uint8)
     image[60:101:10, 20:380] = 0  # five staff lines, 10 px apart
     image[70:75, 100:104] = 128

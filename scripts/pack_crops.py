@@ -89,6 +89,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True, help="the .tar.xz to write")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        help="crops passed over after shuffling: with the same folders and seed, "
+        "--skip N takes the crops an earlier --count N pack left out",
+    )
+    ap.add_argument(
         "--scale",
         type=float,
         default=1.0,
@@ -107,16 +114,21 @@ def main() -> None:
         ap.error("--levels must be between 2 and 256")
     if not 0 < args.scale <= 1:
         ap.error("--scale must be above 0 and at most 1")
+    if args.skip < 0:
+        ap.error("--skip must not be negative")
 
     shards = [s for f in args.folders for s in dataset_shards(f)]
     examples = [(png, meta) for s in shards for _, png, meta in _iter_raw(s)]
     random.Random(args.seed).shuffle(examples)
-    keep = examples[: args.count]
+    keep = examples[args.skip : args.skip + args.count]
+    if not keep:
+        ap.error(f"no crops left: {len(examples)} built, {args.skip} skipped")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     manifest = {
         "config": {
             "packed_from": [str(f) for f in args.folders],
             "seed": args.seed,
+            "skip": args.skip,
             "scale": args.scale,
             "levels": args.levels,
         },

@@ -99,3 +99,37 @@ def test_a_scaled_pack_moves_the_measure_boxes_with_the_pixels_and_keeps_only_th
     assert len(np.unique(levels)) <= 16
     assert np.abs(levels.astype(int) - small.astype(int)).max() <= 9
     assert scaled(image, meta, 1.0)[0] is image and quantized(image, 256) is image
+
+
+def _pack(folder: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "scripts/pack_crops.py", str(folder), "--seed", "5", "--out", str(out)]
+        + list(extra),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+def _heights(pack: Path, out: Path) -> list[int]:
+    with tarfile.open(pack, "r|xz") as tar:
+        tar.extractall(out, filter="data")
+    return sorted(image.shape[0] for image, _, _ in read_examples(out))
+
+
+def test_a_second_pack_skipping_the_first_takes_exactly_the_crops_the_first_left_out(tmp_path):
+    _built_folder(tmp_path / "built", 9)  # crop i is 40 + i pixels high: heights name crops
+    assert _pack(tmp_path / "built", tmp_path / "a.tar.xz", "--count", "4").returncode == 0
+    second = _pack(tmp_path / "built", tmp_path / "b.tar.xz", "--count", "9", "--skip", "4")
+    assert second.returncode == 0
+    first, rest = (
+        _heights(tmp_path / "a.tar.xz", tmp_path / "a"),
+        _heights(tmp_path / "b.tar.xz", tmp_path / "b"),
+    )
+    assert len(first) == 4 and len(rest) == 5
+    assert sorted(first + rest) == list(range(40, 49))
+
+    past_the_end = _pack(tmp_path / "built", tmp_path / "c.tar.xz", "--count", "2", "--skip", "9")
+    assert past_the_end.returncode != 0
+    assert "no crops left: 9 built, 9 skipped" in past_the_end.stderr
+    assert "Traceback" not in past_the_end.stderr

@@ -29,6 +29,7 @@ from .inference.decoding import Columns, Result
 from .inference.durations import repair_durations
 from .inference.measures import (
     add_read_barlines,
+    drop_empty_ends,
     drop_unread_barlines,
     fit_to_measures,
     join_read_systems,
@@ -304,10 +305,12 @@ class PagePipeline:
 
         The layout's barlines, with an opening one ending a pickup that the staves read
         before it (:func:`split_pickup`), less those no staff read that cut a measure short
-        (:func:`drop_unread_barlines`) and with those the model read on most staves where
-        the layout found none (:func:`add_read_barlines`), give the measures; each staff's tokens are
-        then cut into them by where they were read (:func:`fit_to_measures`). Without
-        token positions (the attention decoder) the tokens are left as read.
+        (:func:`drop_unread_barlines`), with those the model read on most staves where the
+        layout found none (:func:`add_read_barlines`) and less an opening or closing measure
+        in which no staff read a note or rest (:func:`drop_empty_ends`), give the measures;
+        each staff's tokens are then cut into them by where they were read
+        (:func:`fit_to_measures`). Without token positions (the attention decoder) the
+        tokens are left as read.
         """
         ids = [list(r.ids) for r in results]
         confs = [list(r.token_confidences) for r in results]
@@ -317,7 +320,7 @@ class PagePipeline:
         if not (self.fit_measures and boxes and all(r.positions for r in results)):
             return boxes, ids, confs, rows, rereads
         barline = self.grammar.kinds("barline")
-        event = self.grammar.kinds("note", "rest")
+        event = self.grammar.kinds("note", "rest", "mrest", "multirest")
         read, events = [], []
         for crop, r in zip(crops, results, strict=True):
             at = _page_xs(crop, r)
@@ -331,6 +334,7 @@ class PagePipeline:
         )
         edges = drop_unread_barlines(edges, read, system.staff_space, start=start)
         edges = add_read_barlines(edges, read, system.staff_space, start=start, staff_events=events)
+        edges = drop_empty_ends(edges, events, system.staff_space, start)
         boxes = [
             (a, top, b, bottom) for a, b in zip([boxes[0][0], *edges[:-1]], edges, strict=True)
         ]

@@ -158,6 +158,64 @@ def test_a_closing_barline_read_before_a_courtesy_signature_opens_no_empty_measu
     assert add_read_barlines(edges, read, 10.0, 0.0, staff_events=later) == [100.0, 250.0, 300.0]
 
 
+def test_a_sliver_after_a_final_barline_or_a_courtesy_key_makes_no_closing_measure():
+    from omr_engine.inference.measures import drop_empty_ends
+
+    # The layout ends the system at 809, past a final barline whose thin stroke (775) it
+    # took for the last measure's end; both staves read their last note at 760.
+    notes = [[100.0, 420.0, 760.0], [150.0, 600.0]]
+    assert drop_empty_ends([400.0, 775.0, 809.0], notes, space=10.0, start=40.0) == [400.0, 775.0]
+    # A note read a staff space into the closing measure makes it a measure.
+    last = [[100.0, 420.0, 760.0], [150.0, 600.0, 785.0]]
+    assert drop_empty_ends([400.0, 775.0, 809.0], last, 10.0, 40.0) == [400.0, 775.0, 809.0]
+    # So does a whole-measure rest (the pipeline counts it among the events).
+    assert drop_empty_ends([400.0, 775.0, 900.0], [[100.0, 420.0, 840.0]], 10.0, 40.0) == [
+        400.0,
+        775.0,
+        900.0,
+    ]
+    # One read right at the barline is the last measure's note, read half a space late.
+    late = [[100.0, 420.0, 778.0]]
+    assert drop_empty_ends([400.0, 775.0, 809.0], late, 10.0, 40.0) == [400.0, 775.0]
+
+
+def test_a_repeat_sign_after_the_header_opens_no_measure_of_its_own():
+    from omr_engine.inference.measures import drop_empty_ends
+
+    # Clef, key and time from 44 to 190, a start-repeat at 203 the layout took for a
+    # barline: the staves read their first note at 230.
+    notes = [[230.0, 300.0, 520.0], [250.0, 560.0]]
+    assert drop_empty_ends([203.0, 491.0, 813.0], notes, 10.0, 44.0) == [491.0, 813.0]
+    # A pickup read before it stays a measure.
+    pickup = [[150.0, 230.0, 520.0], [250.0, 560.0]]
+    assert drop_empty_ends([203.0, 491.0, 813.0], pickup, 10.0, 44.0) == [203.0, 491.0, 813.0]
+    # A one-measure system is left whole, read or not.
+    assert drop_empty_ends([813.0], [[]], 10.0, 44.0) == [813.0]
+    assert drop_empty_ends([203.0, 813.0], [[]], 10.0, 44.0) == [813.0]
+
+
+def test_a_final_barline_read_on_the_thick_stroke_closes_the_staff_once_the_sliver_is_gone():
+    # The staff's tokens fitted to the measures left once the sliver (0.95-1.0) is dropped:
+    # the final barline read at 0.955 closes the last measure with its kind.
+    read = [
+        ("<clef:G2>", 0.02),
+        ("<note:C5-half>", 0.2),
+        ("<barline>", 0.41),
+        ("<note:D5-half>", 0.8),
+        ("<barline:final>", 0.955),
+    ]
+    tokens, _ = fit(read, measures=[(0.0, 0.4), (0.4, 0.95)])
+    assert tokens == [
+        "<clef:G2>",
+        "<note:C5-half>",
+        "<barline>",
+        "<note:D5-half>",
+        "<barline:final>",
+    ]
+    with_sliver, _ = fit(read, measures=[(0.0, 0.4), (0.4, 0.95), (0.95, 1.0)])
+    assert with_sliver[-2:] == ["<barline:final>", "<barline>"]  # the empty measure it was
+
+
 def test_a_stroke_no_staff_read_as_a_barline_is_dropped_from_the_layouts():
     from omr_engine.inference.measures import drop_unread_barlines
 

@@ -17,7 +17,10 @@ Before that, the system's barlines are settled by both: a barline most staves re
 the layout found none is added (:func:`add_read_barlines`, worn barlines), and a layout
 barline no staff read that cuts a measure short is dropped (:func:`drop_unread_barlines`,
 a stem taken for a barline). The rules were tuned on the 120 LilyPond and MuseScore pages
-of ``benchmarks/bench_engravers.py``.
+of ``benchmarks/bench_engravers.py``. Last, an opening or closing measure in which no staff
+read a note or rest is no measure (:func:`drop_empty_ends`: a repeat sign after the header,
+the sliver between a final barline's strokes, a courtesy key after the line's end), tuned
+on the generated systems of ``benchmarks/eval_systems.py``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ..notation.vocabulary import Vocabulary
 __all__ = [
     "DISAGREEMENT_CONFIDENCE",
     "add_read_barlines",
+    "drop_empty_ends",
     "drop_unread_barlines",
     "fit_to_measures",
 ]
@@ -334,3 +338,33 @@ def drop_unread_barlines(
     if not unread or len(read) < 2 or 2 * len(read) < len(inner) - len(unread):
         return list(edges)
     return [x for i, x in enumerate(inner) if i not in unread] + [edges[-1]]
+
+
+def drop_empty_ends(
+    edges: Sequence[float],
+    staff_events: Sequence[Sequence[float]],
+    space: float,
+    start: float,
+) -> list[float]:
+    """The system's measure ends without an opening or closing measure in which no staff
+    read a note or rest: the layout cut one off a line's header or tail, not a measure.
+
+    ``edges`` end the system's measures (the last is the system's right end), ``start`` is
+    its left edge and ``staff_events`` the x of each note or rest (whole-measure and
+    multi-measure rests included) each staff read, all in page pixels. An opening measure
+    with no event read more than half a space before its end is joined to the next (a
+    repeat sign after the clef, key and time, taken for a barline); a closing measure with
+    no event read more than half a space after its start is dropped, with what was read
+    in it (the sliver between a final barline's thin and thick strokes, or a courtesy key
+    signature after the line's last barline, which the next line prints again). A system
+    of one measure is left as it is.
+    """
+    out = list(edges)
+    if len(out) < 2:
+        return out
+    events = [e for staff in staff_events for e in staff]
+    if not any(e < out[0] - 0.5 * space for e in events if e > start):
+        out = out[1:]
+    if len(out) >= 2 and not any(e > out[-2] + 0.5 * space for e in events):
+        out = out[:-1]
+    return out

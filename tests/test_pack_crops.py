@@ -43,28 +43,28 @@ def _built_folder(root: Path, crops: int) -> dict[str, tuple[np.ndarray, str]]:
     return made
 
 
-def test_packed_crops_unpack_into_a_dataset_with_the_same_pixels_and_tokens(tmp_path):
-    made = _built_folder(tmp_path / "built", 7)
-    pack = tmp_path / "pack.tar.xz"
-    subprocess.run(
-        [
-            sys.executable,
-            "scripts/pack_crops.py",
-            str(tmp_path / "built"),
-            "--count",
-            "5",
-            "--out",
-            str(pack),
-        ],
+def _pack(folder: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    """Run scripts/pack_crops.py on a built folder (seed 5), as a user would."""
+    return subprocess.run(
+        [sys.executable, "scripts/pack_crops.py", str(folder), "--seed", "5", "--out", str(out)]
+        + list(extra),
         cwd=ROOT,
-        check=True,
         capture_output=True,
+        text=True,
     )
-    out = tmp_path / "unpacked"
+
+
+def _unpacked(pack: Path, out: Path) -> list:
+    """The pack unpacked into ``out`` the way device_train.sh does, read as the trainer reads."""
     with tarfile.open(pack, "r|xz") as tar:
         tar.extractall(out, filter="data")
+    return list(read_examples(out))
 
-    read = list(read_examples(out))
+
+def test_packed_crops_unpack_into_a_dataset_with_the_same_pixels_and_tokens(tmp_path):
+    made = _built_folder(tmp_path / "built", 7)
+    assert _pack(tmp_path / "built", tmp_path / "pack.tar.xz", "--count", "5").returncode == 0
+    read = _unpacked(tmp_path / "pack.tar.xz", tmp_path / "unpacked")
     assert len(read) == 5
     for image, tokens, meta in read:
         original, original_tokens = made[" ".join(tokens) + str(image.shape[0])]
@@ -101,20 +101,8 @@ def test_a_scaled_pack_moves_the_measure_boxes_with_the_pixels_and_keeps_only_th
     assert scaled(image, meta, 1.0)[0] is image and quantized(image, 256) is image
 
 
-def _pack(folder: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "scripts/pack_crops.py", str(folder), "--seed", "5", "--out", str(out)]
-        + list(extra),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-
-
 def _heights(pack: Path, out: Path) -> list[int]:
-    with tarfile.open(pack, "r|xz") as tar:
-        tar.extractall(out, filter="data")
-    return sorted(image.shape[0] for image, _, _ in read_examples(out))
+    return sorted(image.shape[0] for image, _, _ in _unpacked(pack, out))
 
 
 def test_a_second_pack_skipping_the_first_takes_exactly_the_crops_the_first_left_out(tmp_path):

@@ -35,6 +35,10 @@ grammar-constrained decoding, and the script reports:
   and voted measure by measure (``omr_engine.inference.second_look``): what the page
   pipeline reads;
 - milliseconds per crop (batch of 8, this machine's threads).
+
+With ``--out``, each crop's tokens and its "second look" reading (what the page pipeline
+reads) also go to ``OUT`` with the suffix ``.readings.jsonl``, for
+``benchmarks/error_kinds.py``.
 """
 
 from __future__ import annotations
@@ -318,6 +322,17 @@ def evaluate(
             key: {"crops": len(v), "mean": round(sum(v) / len(v), 4) if v else None}
             for key, v in neds.items()
         },
+        "readings": [
+            {
+                "piece": r["piece"],
+                "font": r["font"],
+                "source": r["source"],
+                "strength": r["strength"],
+                "ref": " ".join(vocab.decode(r["ref"])),
+                "read": " ".join(vocab.decode(r["second"])),
+            }
+            for r in rows
+        ],
     }
 
 
@@ -365,7 +380,10 @@ def main() -> None:
     for key, v in result["omr_ned"].items():
         print(f"OMR-NED ({key}): {v['mean']} over {v['crops']} crops")
     if args.out:
+        readings = result.pop("readings")
         args.out.write_text(json.dumps(result, indent=1) + "\n")
+        lines = (json.dumps(r) + "\n" for r in readings)
+        args.out.with_suffix(".readings.jsonl").write_text("".join(lines))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ as tokens from those same contexts and compared with the crop's own tokens:
 - flagged: the share of transcribed measures the grammar flags (``validate_score``, as the
   studio does).
 
+Each row of the JSON keeps the crop's tokens and the transcription's (``ref``, ``read``,
+space-separated), for ``benchmarks/error_kinds.py``.
+
 Rows: piano grand staves (a part on 2 staves, alone in the crop), other systems, and
 clean (strength 0) vs degraded, Petaluma apart (it looks hand-written).
 """
@@ -113,6 +116,8 @@ def evaluate(model_dir: Path, data: Path, limit: int, threads: int) -> dict[str,
                 "measures": measures,
                 "true_measures": meta["measures"][1] - meta["measures"][0],
                 "flagged": flagged,
+                "ref": " ".join(ref),
+                "read": " ".join(hyp),
             }
         )
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -10,15 +10,14 @@ excerpt and the layout against that; they are skipped where a program is not ins
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from benchmark_modules import load_benchmark
 
 from omr_engine.layout import analyze_page
 from omr_engine.synth.degrade import Degradation, apply
@@ -31,15 +30,7 @@ SAMPLE = ROOT / "resources" / "samples" / "bwv66.6.musicxml"
 
 def load_generator():
     """benchmarks/make_engraver_pages.py as a module (benchmarks is not a package)."""
-    name = "make_engraver_pages"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, ROOT / "benchmarks" / "make_engraver_pages.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_benchmark("make_engraver_pages")
 
 
 def counts(image: np.ndarray) -> dict[str, int]:

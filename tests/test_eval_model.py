@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from benchmark_modules import load_benchmark
 
 from omr_engine.notation.grammar import Grammar
 from omr_engine.notation.score import StaffContext
 from omr_engine.notation.vocabulary import default_vocabulary
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def load_eval_model():
-    name = "eval_model"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "eval_model.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_benchmark("eval_model")
 
 
 def test_a_pickup_is_flagged_only_when_the_line_does_not_open_the_piece():
@@ -36,14 +26,7 @@ def test_a_pickup_is_flagged_only_when_the_line_does_not_open_the_piece():
 
 def load_tuner():
     load_eval_model()
-    name = "tune_second_look"
-    if name not in sys.modules:
-        path = ROOT / "benchmarks" / "tune_second_look.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_benchmark("tune_second_look")
 
 
 def test_the_tuner_plays_the_second_look_as_the_pipeline_does():

@@ -463,13 +463,9 @@ def _lines_of_text(font: int, scale: float, thickness: int) -> np.ndarray:
     # horizontal strokes (serifs, crossbars, baselines) line up row after row, and five
     # such rows evenly spaced were taken for a staff before the layout looked at whether
     # the "lines" were thin and long. The pages of benchmarks/bench_text_pages.py.
-    import importlib.util
+    from benchmark_modules import load_benchmark
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_text_pages.py"
-    spec = importlib.util.spec_from_file_location("bench_text_pages", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.hershey_page(font, scale, thickness)
+    return load_benchmark("bench_text_pages").hershey_page(font, scale, thickness)
 
 
 def _ruled_page() -> np.ndarray:

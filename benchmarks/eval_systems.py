@@ -52,13 +52,18 @@ from omr_engine.synth.sources import PieceError, PieceStore  # noqa: E402
 
 
 def line_tokens(score: Score, contexts: list[StaffContext]) -> list[str]:
-    """A transcription printed as one line that starts where `contexts` are in force."""
+    """A transcription printed as one line that starts where `contexts` are in force.
+
+    A crop is engraved as an excerpt whose first measure states the clef, key and time in
+    force (``synth.examples.excerpt``), and its tokens print them so; the first measure
+    read is printed the same way, so that a time signature read there counts as read
+    even where it changes nothing."""
     ctx = copy.deepcopy(contexts)
     out: list[str] = []
     for i, measure in enumerate(score.measures):
         if len(measure.staves) != len(ctx):
             ctx = [StaffContext() for _ in measure.staves]
-        out += measure_tokens(measure, ctx, line_start=i == 0, piece_start=False)
+        out += measure_tokens(measure, ctx, line_start=i == 0, piece_start=i == 0)
     return out
 
 

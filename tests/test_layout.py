@@ -381,6 +381,35 @@ def test_faint_staff_lines_pitted_by_noise_still_reach_the_staffs_start() -> Non
     assert staff.x0 <= 105 and staff.x1 >= 1295
 
 
+def test_staff_lines_the_threshold_lost_are_followed_to_the_staffs_ends() -> None:
+    # A degraded grand staff (a held-out generated piece engraved by Verovio in Leipzig):
+    # the bass staff's lines are grey and thin for its first half, the treble staff's
+    # for its last measure, and the threshold keeps only dots of them. Each staff was
+    # found only where its lines stayed black, the two started 20 spaces apart and the
+    # page fell into two systems, each missing a half.
+    image = cv2.imread(str(Path(__file__).parent / "fixtures" / "faint_grand_staff.png"), 0)
+    (system,) = analyze_page(image).systems
+    treble, bass = system.staves
+    space = treble.space
+    # the engraving's system runs from 44.6 to 750.1
+    assert abs(treble.x0 - 44.6) < 2 * space and abs(bass.x0 - 44.6) < 2 * space
+    assert abs(treble.x1 - 750.1) < 1 * space and bass.x1 >= 750.1 - space
+
+
+def test_a_staff_is_not_carried_on_into_a_brace_or_a_word_before_it() -> None:
+    # Lines from 300 to 1300 (grey for their first 300 pixels), then paper, a brace-like
+    # stroke and a word to the left: neither lines up with the staff's rows.
+    image = np.full((240, 1400), 255, np.uint8)
+    for k in range(5):
+        y = 60 + 20 * k
+        image[y : y + 2, 600:1300] = 0
+        image[y : y + 2, 300:600] = 170
+    image[50:150, 240:246] = 0
+    cv2.putText(image, "Piano", (40, 120), cv2.FONT_HERSHEY_SIMPLEX, 1.2, 0, 3)
+    (staff,) = analyze_page(image).staves
+    assert abs(staff.x0 - 300) <= 5 and abs(staff.x1 - 1300) <= 5
+
+
 def test_a_curled_staff_is_found_from_its_clef_to_its_last_barline() -> None:
     # The top of a degraded LilyPond page (a corpus jig, rotated almost 5 degrees and
     # curled): once deskewed, the staff lines still bow by a quarter of a space from the

@@ -10,7 +10,7 @@ import numpy as np
 from .ink import StaffMetrics, binarize, estimate_staff_metrics, flatten_background
 from .lost_lines import find_lost_staves
 from .skew import estimate_skew, estimate_skew_from_stems, rotate
-from .staves import find_staves, line_mask, thick_line_share
+from .staves import extend_faint, find_staves, line_mask, thick_line_share
 from .structures import Box, NoStavesError, PageLayout, Staff, System, rotation_matrix
 from .systems import build_system, group_staves, join_split_systems
 
@@ -151,7 +151,7 @@ def _find_staves(
                 return again
     if not staves:
         return None
-    return ink, metrics, skew, masks, staves
+    return ink, metrics, skew, masks, extend_faint(work, staves, metrics)
 
 
 def _find_faint_staves(

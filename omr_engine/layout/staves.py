@@ -9,9 +9,14 @@
 3. Each staff's x-extent is where at least four of its five lines are present (read from
    strokes a staff space long, gaps up to four spaces bridged: faded and worn lines),
    first on the lines' average rows, then following them where a curled page bends them.
+4. Where the threshold lost the lines (grey, thin, or broken into dots shorter than a
+   space), the staff goes on as far as its five rows stay darker than the rows between
+   them on the grayscale page (:func:`extend_faint`).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -19,13 +24,17 @@ import numpy as np
 from .ink import StaffMetrics
 from .structures import Staff
 
-__all__ = ["find_staves", "line_mask", "thick_line_share"]
+__all__ = ["extend_faint", "find_staves", "line_mask", "thick_line_share"]
 
 _LINES = 5
 _MIN_STAFF_LENGTH = 6.0  # staff spaces
 _BRIDGE = 4.0  # staff spaces: a staff's lines may be missing this long and it goes on
 _THICK = 0.6  # staff spaces: a vertical stroke this tall through a line is not the line
 _STROKE = 1.0  # staff spaces: a horizontal stroke shorter than this is not part of a line
+_FAINT_WINDOW = 2.0  # staff spaces: the stretch over which a faint line's grey is averaged
+_FAINT_SHARE = 0.3  # of the lines' darkness along the found staff that a faint line keeps
+_FAINT_LEVELS = 8.0  # grey levels a faint line is darker than the paper between, at least
+_FAINT_BRIDGE = 2  # windows in a row that may fail where the staff goes on (a clef, a chord)
 
 
 def line_mask(
@@ -74,6 +83,87 @@ def find_staves(
         if staff is not None:
             staves.append(staff)
     return staves
+
+
+def extend_faint(gray: np.ndarray, staves: list[Staff], metrics: StaffMetrics) -> list[Staff]:
+    """The staves with their ends carried on through faint lines (:func:`_faint_ends`) on
+    the grayscale page ``gray`` they were found on; a staff found from what its lost lines
+    left has no lines to follow."""
+    r = max(1, round(metrics.line_thickness / 2))
+    darkest = cv2.erode(gray, np.ones((2 * r + 1, 1), np.uint8))  # each row's line, if any
+    out = []
+    for staff in staves:
+        if staff.lines_lost:
+            out.append(staff)
+            continue
+        x0, x1 = _faint_ends(darkest, staff)
+        out.append(replace(staff, x0=x0, x1=x1))
+    return out
+
+
+def _faint_ends(darkest: np.ndarray, staff: Staff) -> tuple[float, float]:
+    """The staff's ends, carried on past its found extent (``x0``, ``x1``) where the
+    threshold lost its lines (grey, thin, or broken into dots shorter than a space).
+    ``darkest`` is the page with each pixel the darkest within a line's thickness up
+    and down. Window by window of ``_FAINT_WINDOW`` spaces, the staff goes on while at
+    least four of its five rows are darker than the rows halfway to their neighbours by
+    ``_FAINT_SHARE`` of what they are along the staff's found extent (and by
+    ``_FAINT_LEVELS`` grey levels at least). Text, a brace or notes beyond a staff's end
+    do not line up so with its rows; the paper past its end keeps it where it was. Up to
+    ``_FAINT_BRIDGE`` windows that fail are bridged when the next passes (a clef, a key
+    signature or a chord darkens the rows between the lines). The staff ends in the middle
+    of its last window when the lines fill only its inner half."""
+    h, w = darkest.shape
+    step = max(2, round(_FAINT_WINDOW * staff.space))
+    ys = [min(h - 1, max(0, round(y))) for y in staff.line_ys]
+    mids = [
+        min(h - 1, max(0, round((a + b) / 2)))
+        for a, b in zip(staff.line_ys, staff.line_ys[1:], strict=False)
+    ]
+    line_rows = darkest[ys].astype(np.float32)  # (5, w)
+    mid_rows = darkest[mids].astype(np.float32)  # (4, w)
+
+    def contrast(lo: int, hi: int) -> np.ndarray:
+        lines = line_rows[:, lo:hi].mean(axis=1)
+        between = mid_rows[:, lo:hi].mean(axis=1)
+        beside = np.array([between[max(0, k - 1) : k + 1].mean() for k in range(_LINES)])
+        return beside - lines
+
+    found = contrast(max(0, int(staff.x0)), min(w, int(staff.x1) + 1))
+    need = np.maximum(_FAINT_LEVELS, _FAINT_SHARE * found)
+
+    def lined(window: tuple[int, int]) -> bool:
+        return int((contrast(*window) >= need).sum()) >= _LINES - 1
+
+    def window(edge: int, direction: int) -> tuple[int, int] | None:
+        lo, hi = (edge, edge + step) if direction > 0 else (edge - step, edge)
+        return (lo, hi) if lo >= 0 and hi <= w else None
+
+    def walk(end: int, direction: int) -> int:
+        last = None
+        while True:
+            edge, passed = end, None
+            for _ in range(_FAINT_BRIDGE + 1):  # windows that fail are bridged
+                near = window(edge, direction)
+                if near is None:
+                    break
+                if lined(near):
+                    passed = near
+                    break
+                edge = near[1] if direction > 0 else near[0]
+            if passed is None:
+                break
+            last, end = passed, passed[1] if direction > 0 else passed[0]
+        if last is not None:
+            # a window the lines fill only in part may pass as a whole: its inner half only
+            mid = (last[0] + last[1]) // 2
+            if not lined((mid, last[1]) if direction > 0 else (last[0], mid)):
+                end = mid
+        return end
+
+    x0 = walk(int(staff.x0), -1)
+    x1 = walk(int(staff.x1) + 1, 1) - 1
+    return float(min(x0, staff.x0)), float(max(x1, staff.x1))
 
 
 def _peaks(profile: np.ndarray, radius: int, floor: float) -> np.ndarray:

@@ -44,6 +44,8 @@ SYNTH_WORKERS=${SYNTH_WORKERS:-13}   # synth processes (16 cores: 2 loaders and 
 SHARD_SIZE=${SHARD_SIZE:-250}        # small shards: the first ones are ready sooner
 COUNT=${COUNT:-200000}               # more than SYNTH_S can make; the build is cut off
 SEED=${SEED:-100}                    # use a new seed each session (new pieces and crops)
+GENERATED=${GENERATED:-0.4}          # share of generated pieces in the crops built (synth --generated;
+                                     # the held-out errors are mostly in generated music: session 35)
 VAL_COUNT=${VAL_COUNT:-256}          # validation crops (val split: pieces never trained on)
 VAL_SEED=${VAL_SEED:-1}
 MIN_SHARDS=${MIN_SHARDS:-20}         # training starts on this many shards (5,000 crops: fewer would be seen many times over)
@@ -185,7 +187,7 @@ fi
 # only the old crops (session 17, seed 2702). Folders of earlier seeds still here are trained on too.
 TRAIN_DATA=$WORK/data/train-$SEED
 python3 -m omr_engine.cli synth --out "$TRAIN_DATA" --count "$COUNT" \
-  --workers "$SYNTH_WORKERS" --seed "$SEED" --unit staff --split train \
+  --workers "$SYNTH_WORKERS" --seed "$SEED" --unit staff --split train --generated "$GENERATED" \
   --shard-size "$SHARD_SIZE" "${clean[@]}" >"$WORK/synth_train.log" 2>&1 &
 SYNTH_PID=$!
 SYNTH_END=$(($(now) + SYNTH_S))

@@ -25,13 +25,16 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import re
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-_NOTE = re.compile(r"^<note:([A-G])(bb|b|##|#|n)?(-?\d+)-([a-z0-9]+)(\.*)>$")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from omr_engine.notation.symbols import Duration, Pitch  # noqa: E402
+from omr_engine.notation.vocabulary import default_vocabulary  # noqa: E402
 
 
 @functools.cache
@@ -83,23 +86,30 @@ def align(ref: Sequence[str], hyp: Sequence[str]) -> list[tuple[str | None, str 
 
 
 @functools.cache
+def _note(token: str) -> tuple[Pitch, Duration] | None:
+    """A note token's pitch and duration, as the vocabulary parses them; None otherwise."""
+    vocab = default_vocabulary()
+    if token not in vocab:
+        return None
+    info = vocab.info(vocab.id(token))
+    return (info.pitch, info.duration) if info.kind == "note" else None
+
+
+@functools.cache
 def substitution_kind(ref: str, hyp: str) -> str:
     """The name of one substituted token."""
-    a, b = _NOTE.match(ref), _NOTE.match(hyp)
+    a, b = _note(ref), _note(hyp)
     if a and b:
-        (step_a, acc_a, oct_a, val_a, dots_a) = a.groups()
-        (step_b, acc_b, oct_b, val_b, dots_b) = b.groups()
-        same_pitch = (step_a, acc_a, oct_a) == (step_b, acc_b, oct_b)
-        same_duration = (val_a, dots_a) == (val_b, dots_b)
-        if not same_pitch and not same_duration:
+        (pitch_a, duration_a), (pitch_b, duration_b) = a, b
+        if pitch_a != pitch_b and duration_a != duration_b:
             return "note: pitch and duration"
-        if not same_pitch:
-            if step_a == step_b and oct_a == oct_b:
+        if pitch_a != pitch_b:
+            if (pitch_a.step, pitch_a.octave) == (pitch_b.step, pitch_b.octave):
                 return "note: accidental"
-            if step_a == step_b and acc_a == acc_b:
+            if (pitch_a.step, pitch_a.alter) == (pitch_b.step, pitch_b.alter):
                 return "note: octave"
             return "note: step"
-        return "note: dots" if val_a == val_b else "note: value"
+        return "note: dots" if duration_a.type == duration_b.type else "note: value"
     return f"{family(ref)} -> {family(hyp)}"
 
 

@@ -21,7 +21,8 @@ token edit distance (``score_to_tokens`` of both, ``edit_distance``) summed over
 divided by the reference tokens summed over pages; "measures right" is the share of pages
 whose transcription has the excerpt's number of measures; "flagged" is the share of the
 transcribed measures the grammar flags. ``--musicdiff`` adds musicdiff's
-OMR-NED (``compare_scores``), which is slow on long pages.
+OMR-NED (``compare_scores``), which is slow on long pages. Each page's row in ``--out``
+keeps both token sequences (``ref``, ``read``) for ``benchmarks/error_kinds.py``.
 """
 
 from __future__ import annotations
@@ -91,25 +92,30 @@ def read_row(pipeline, page: Page, excerpt: Path, ids: TokenIds, musicdiff: bool
     start = time.perf_counter()
     result = transcribe([page], pipeline)
     ms = (time.perf_counter() - start) * 1000.0
-    ref_tokens = ids(score_to_tokens(reference))
+    ref = score_to_tokens(reference)
     if not result.score.measures:
         return {
-            "errors": len(ref_tokens),
-            "reference_tokens": len(ref_tokens),
+            "errors": len(ref),
+            "reference_tokens": len(ref),
             "predicted_measures": 0,
             "flagged_measures": 0,
             "ms_read": ms,
+            "ref": " ".join(ref),
+            "read": "",
         }
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "transcription.musicxml"
         write_musicxml(result.score, path)
         exported, _ = read_score(path)
+    read = score_to_tokens(exported)
     row = {
-        "errors": edit_distance(ids(score_to_tokens(exported)), ref_tokens),
-        "reference_tokens": len(ref_tokens),
+        "errors": edit_distance(ids(read), ids(ref)),
+        "reference_tokens": len(ref),
         "predicted_measures": len(exported.measures),
         "flagged_measures": len({d.measure_id or d.measure for d in result.diagnostics}),
         "ms_read": ms,
+        "ref": " ".join(ref),
+        "read": " ".join(read),
     }
     if musicdiff:
         from omr_engine.notation.compare import compare_scores

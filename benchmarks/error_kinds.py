@@ -2,10 +2,12 @@
 
     python benchmarks/error_kinds.py OUT/crops30.readings.jsonl [--by source]
     python benchmarks/error_kinds.py OUT/valsys.json [--by kind]
+    python benchmarks/error_kinds.py OUT/pages.json [--by engraver]
 
-The input is what ``benchmarks/eval_model.py`` (``.readings.jsonl``: one crop per line)
-or ``benchmarks/eval_systems.py`` (its JSON's ``rows``) keep of each reading: the
-reference tokens and the tokens read. Each pair is aligned by the same edit distance the
+The input is what ``benchmarks/eval_model.py`` (``.readings.jsonl``: one crop per
+line), ``benchmarks/eval_systems.py`` (its JSON's ``rows``) or
+``benchmarks/bench_engravers.py`` (its JSON's ``pages``: one whole page each) keep of
+each reading: the reference tokens and the tokens read. Each pair is aligned by the same edit distance the
 SER counts (a minimal alignment, substitutions preferred to a deletion and an insertion),
 and every edit is named:
 
@@ -129,13 +131,18 @@ def error_kinds(ref: Sequence[str], hyp: Sequence[str]) -> Counter[str]:
 
 
 def load_rows(path: Path) -> list[dict[str, Any]]:
-    """Readings kept by eval_model.py (JSON lines) or eval_systems.py (JSON with rows)."""
-    text = path.read_text()
+    """Readings kept by eval_model.py (JSON lines), eval_systems.py (JSON with ``rows``)
+    or bench_engravers.py (JSON with ``pages``)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SystemExit(f"{path}: cannot read it ({exc.strerror})") from None
     if path.suffix == ".jsonl":
         return [json.loads(line) for line in text.splitlines() if line.strip()]
-    rows = json.loads(text).get("rows", [])
+    data = json.loads(text)
+    rows = data.get("rows") or data.get("pages") or []
     if rows and "ref" not in rows[0]:
-        raise SystemExit(f"{path}: its rows keep no tokens (an older eval_systems.py wrote it)")
+        raise SystemExit(f"{path}: its rows keep no tokens (an older benchmark wrote it)")
     return rows
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from benchmark_modules import load_benchmark
 
 from omr_engine.model.metrics import edit_distance
@@ -52,3 +53,27 @@ def test_a_report_reads_the_readings_an_evaluation_keeps(tmp_path):
     assert "source generated: 2 errors over 2 reference tokens" in text
     assert "| note: step | 1 | 50.0% | 0.2500 |" in text
     assert "| missed barline | 1 | 50.0% | 0.2500 |" in text
+
+
+def test_a_report_reads_the_pages_the_engraver_benchmark_keeps(tmp_path):
+    kinds = load_benchmark("error_kinds")
+    path = tmp_path / "pages.json"
+    pages = [
+        {
+            "engraver": "lilypond",
+            "ref": "<note:C4-half> <tie> <note:C4-half>",
+            "read": "<note:C4-half> <note:C4-half>",
+        },
+        {"engraver": "musescore", "ref": "<note:E4-whole>", "read": "<note:E4-whole>"},
+    ]
+    path.write_text(json.dumps({"summaries": [], "pages": pages}))
+    text = kinds.report(kinds.load_rows(path), by="engraver", top=5)
+    assert "all: 1 errors over 4 reference tokens" in text
+    assert "engraver lilypond: 1 errors over 3 reference tokens" in text
+    assert "| missed tie | 1 | 100.0% |" in text
+
+
+def test_a_missing_readings_file_is_a_one_line_error(tmp_path):
+    kinds = load_benchmark("error_kinds")
+    with pytest.raises(SystemExit, match="cannot read it"):
+        kinds.load_rows(tmp_path / "absent.json")

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from omr_engine.synth.dataset import _iter_raw, dataset_shards, decode_png
+from omr_engine.synth.dataset import _iter_printed, dataset_shards, decode_png
 
 SHARD = 250
 
@@ -118,7 +118,7 @@ def main() -> None:
         ap.error("--skip must not be negative")
 
     shards = [s for f in args.folders for s in dataset_shards(f)]
-    examples = [(png, meta) for s in shards for _, png, meta in _iter_raw(s)]
+    examples = [(png, meta) for s in shards for _, png, meta in _iter_printed(s)]
     random.Random(args.seed).shuffle(examples)
     keep = examples[args.skip : args.skip + args.count]
     if not keep:

@@ -270,3 +270,17 @@ def test_multirests_and_voltas_are_engraved_as_the_tokens_say():
     assert len(measures) == 5
     assert measures[1][1]["multiRest"] == 1
     assert [m[0]["ending"] for m in measures] == [0, 0, 0, 1, 1]
+
+
+def test_only_a_crop_that_ends_the_engraving_loses_the_tie_out_of_its_last_note():
+    # a note held through 40 measures: every measure ends tied into the next
+    tokens = "<clef:G2> <time:4/4> " + "<note:C5-whole> <tie> <barline> " * 40
+    score = tokens_to_score(tokens.split())
+    rng = np.random.default_rng(4)
+    style = dataclasses.replace(sample_style(rng), font="Bravura")
+    examples = engrave_examples(score, "held", style, rng, unit="staff")
+    assert {ex.measures[1] == 40 for ex in examples} == {True, False}
+    for ex in examples:
+        # the last line's last note ties to nothing Verovio engraved: the tokens say no
+        # tie; every other line ends with half an arc printed, and the tie stays
+        assert ex.tokens[-2] == ("<note:C5-whole>" if ex.measures[1] == 40 else "<tie>")

@@ -12,7 +12,7 @@ from strategies import scores
 from omr_engine.notation.music21_io import from_music21, musicxml_text
 from omr_engine.notation.score import Note, Rest, Tuplet
 from omr_engine.notation.symbols import Duration, Pitch
-from omr_engine.notation.tokens import score_to_tokens, tokens_to_score
+from omr_engine.notation.tokens import score_to_tokens, tokens_to_score, without_ties_off_the_end
 from omr_engine.notation.vocabulary import KINDS, Vocabulary, default_vocabulary
 
 EVERY_KIND = [
@@ -201,3 +201,23 @@ def test_tokens_survive_musicxml_through_music21(score):
     again, report = from_music21(parsed)
     assert not report.unsupported
     assert score_to_tokens(again) == tokens
+
+
+def test_a_line_loses_the_ties_out_of_its_last_measure_and_keeps_the_others():
+    first = (
+        "<clef:G2> <time:2/4> <note:C4-quarter> <tie> <note:C4-quarter> <tie> <staff> "
+        "<clef:F4> <time:2/4> <note:C3-half> <tie> <barline> "
+    )
+    last = (
+        "<note:C4-quarter> <tie> <note:C4-eighth> <tuplet:3:2> <note:E4-16th> <note:E4-16th> "
+        "<note:E4-16th> {} <tuplet-end> <voice> <rest:quarter> <note:G4-quarter> {} "
+        "<staff> <note:C3-half> {} <chord> <note:E3-half> {} <barline>"
+    )
+    tokens = (first + last.format(*["<tie>"] * 4)).split()
+    printed = (first + last.format(*[""] * 4)).split()
+    # inside the line, and inside its last measure, ties stay; each voice's last note (a
+    # tuplet's last, a chord's every note) loses its own
+    assert without_ties_off_the_end(tokens) == printed
+    # a line that does not close its last measure is cut the same way
+    assert without_ties_off_the_end(tokens[:-1]) == printed[:-1]
+    assert without_ties_off_the_end([]) == []

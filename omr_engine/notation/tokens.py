@@ -123,6 +123,37 @@ def score_to_tokens(score: Score, start: int = 0, stop: int | None = None) -> li
     return out
 
 
+def without_ties_off_the_end(tokens: list[str]) -> list[str]:
+    """A line of tokens without the ties from its last measure's last notes.
+
+    A tie from the last note of a voice in a line's last measure leads to a measure the
+    line does not hold. Where the music goes on in the next system, the engraver prints
+    half an arc to the staff's end; where it stops (an excerpt cut out of a piece, or a
+    page the rest of which is elsewhere) Verovio, LilyPond and MuseScore print nothing.
+    This is the line as printed in the second case: each voice's last event in the last
+    measure, a note or a chord, loses its ties."""
+    ends = [k for k, t in enumerate(tokens) if t.startswith("<barline")]
+    last_end = ends[-1] if ends else len(tokens)
+    if (
+        ends
+        and last_end < len(tokens) - 1
+        and any(t.startswith(("<note", "<rest")) for t in tokens[last_end + 1 :])
+    ):
+        last_end = len(tokens)  # an unclosed measure after the last barline is the last
+    start = next((k + 1 for k in reversed(ends) if k < last_end), 0)
+    drop: set[int] = set()
+    event = None  # where the current voice's last event starts
+    for k in range(start, last_end + 1):
+        token = tokens[k] if k < last_end else STAFF
+        if token in (STAFF, VOICE) or k == last_end:
+            if event is not None and tokens[event].startswith("<note"):
+                drop |= {j for j in range(event, k) if tokens[j] == TIE}
+            event = None
+        elif token.startswith(("<note", "<rest", "<mrest")) and tokens[k - 1] not in (CHORD,):
+            event = k
+    return [t for k, t in enumerate(tokens) if k not in drop]
+
+
 def tokens_by_measure(score: Score) -> list[list[str]]:
     """Each measure's tokens as printed inside a continuous line (for per-measure comparison)."""
     contexts = score.contexts_before(0)

@@ -37,7 +37,7 @@ import pymupdf
 from ..notation.grammar import validate_score
 from ..notation.music21_io import from_music21, load_music21
 from ..notation.score import Score
-from ..notation.tokens import score_to_tokens
+from ..notation.tokens import score_to_tokens, without_ties_off_the_end
 from .build import PNG_PARAMS, _tarinfo
 from .examples import grammar, printable, single_staff, source_mismatch
 from .sources import corpus_root, split_files, tunes
@@ -384,10 +384,13 @@ def staff_crops(
             crop = np.ascontiguousarray(image[cy0:cy1, cx0:cx1])
             view = single_staff(score, k) if per > 1 else score
             tokens = score_to_tokens(view, start, stop)
+            if stop == len(score.measures):  # no tie is printed out of the excerpt
+                tokens = without_ties_off_the_end(tokens)
             box = [x0 * scale - cx0, y0 - cy0, x1 * scale - cx0, y1 - cy0]
             meta = {
                 "unit": "staff",
                 "measures": [start, stop],
+                "window": [0, len(score.measures)],
                 "staff": k,
                 "staves": 1,
                 "system": index,

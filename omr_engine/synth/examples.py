@@ -9,6 +9,8 @@ the vocabulary leaves out (the model learns to look past them).
   crop shows: a line start, so the clef (and a key other than 0) in force is printed first.
 - A staff crop's tokens are the same for `single_staff(score, s)`, without volta brackets
   below the top staff (engravers draw them over the top staff only).
+- A crop that ends where the engraved measures end has no tie from its last notes
+  (`without_ties_off_the_end`): Verovio prints none that leads out of what it engraved.
 - Every example's tokens must pass the grammar, with the clef/key/time in force before the
   line (`Score.contexts_before`); examples that do not are dropped and counted.
 
@@ -32,7 +34,7 @@ from ..notation.grammar import Grammar
 from ..notation.mei_writer import measures_to_mei
 from ..notation.music21_io import musicxml_text
 from ..notation.score import ClefChange, Note, Part, Score, Tuplet
-from ..notation.tokens import score_to_tokens
+from ..notation.tokens import score_to_tokens, without_ties_off_the_end
 from .degrade import Degradation, apply_with_boxes, draw_degradation
 from .engrave import Crop, EngravedPage, EngraveStyle, engrave, staff_crops, system_crops
 
@@ -381,7 +383,10 @@ def crop_tokens(score: Score, crop: Crop) -> tuple[list[str], Score, int]:
         raise ValueError(f"crop measures are not contiguous: {crop.measure_indices}")
     first, last = crop.staff_range
     view = single_staff(score, first) if last - first == 1 < score.staff_count else score
-    return score_to_tokens(view, start, stop), view, start
+    tokens = score_to_tokens(view, start, stop)
+    if stop == len(score.measures):  # Verovio prints no tie out of what it engraved
+        tokens = without_ties_off_the_end(tokens)
+    return tokens, view, start
 
 
 def grammatical(tokens: list[str], view: Score, start: int) -> bool:

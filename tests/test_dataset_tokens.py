@@ -17,7 +17,7 @@ TIED = "<clef:G2> <time:2/4> <note:C4-quarter> <tie> <note:C4-quarter> <tie> <ba
 UNTIED = "<clef:G2> <time:2/4> <note:C4-quarter> <tie> <note:C4-quarter> <barline>"
 
 
-def _shard(root: Path, metas: list[dict]) -> None:
+def _shard(root: Path, metas: list[dict], manifest: dict | None = None) -> None:
     root.mkdir()
     image = cv2.imencode(".png", np.full((20, 40), 255, np.uint8))[1].tobytes()
     with tarfile.open(root / "shard-00000.tar", "w") as tar:
@@ -30,7 +30,8 @@ def _shard(root: Path, metas: list[dict]) -> None:
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
-    (root / "manifest.json").write_text(json.dumps({"shards": [{"name": "shard-00000.tar"}]}))
+    manifest = {"shards": [{"name": "shard-00000.tar"}], **(manifest or {})}
+    (root / "manifest.json").write_text(json.dumps(manifest))
 
 
 def test_a_verovio_crop_at_its_windows_end_reads_without_the_tie_out_of_it(tmp_path):
@@ -58,3 +59,13 @@ def test_an_older_engraver_crop_of_an_excerpts_last_system_reads_without_it(tmp_
     read = list(read_examples(tmp_path / "lilypond"))
     assert [" ".join(t) for _, t, _ in read] == [TIED, UNTIED, UNTIED]
     assert [m["window"] for _, _, m in read] == [[0, 6], [0, 6], [0, 2]]
+
+
+def test_a_pack_of_older_engraver_crops_keeps_their_tokens_as_built(tmp_path):
+    # a pack's shard holds a sample of many pieces' crops: where each excerpt ends is unknown
+    _shard(
+        tmp_path / "pack",
+        [{"piece": "a", "measures": [0, 3], "engraved_from": "musescore"}],
+        {"config": {"packed_from": ["/work/data/eng-train-s31"]}},
+    )
+    assert [" ".join(t) for _, t, _ in read_examples(tmp_path / "pack")] == [TIED]

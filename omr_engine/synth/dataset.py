@@ -98,20 +98,35 @@ def printed_tokens(tokens: list[str], meta: dict[str, Any]) -> list[str]:
     return tokens
 
 
+def _packed(folder: Path) -> bool:
+    """Whether a dataset folder is a sample ``scripts/pack_crops.py`` packed."""
+    try:
+        manifest = read_manifest(folder)
+    except (OSError, ValueError):
+        return False
+    return "packed_from" in manifest.get("config", {})
+
+
 def _iter_printed(shard: Path) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
     """:func:`_iter_raw` with each example's ``tokens`` as printed (:func:`printed_tokens`).
 
     LilyPond and MuseScore crops built before they kept a ``window`` are a whole page of
     one excerpt per piece, so the shard is read whole first and each piece's excerpt is
     taken to end at the last measure a crop of it shows (a piece split over two shards,
-    11 of 2,224 in two of the sets, is taken to end at each shard's part)."""
+    11 of 2,224 in two of the sets, is taken to end at each shard's part). Not in a
+    folder ``scripts/pack_crops.py`` packed: its shards hold a sample of many pieces' crops,
+    so a pack made before session 36 keeps the tokens as built."""
     raw = _iter_raw(shard)
     first = next(raw, None)
     if first is None:
         return
     items: Iterable[tuple[str, bytes, dict[str, Any]]] = itertools.chain([first], raw)
     # engravers.ENGRAVERS, named here so that reading a dataset does not import music21
-    if "window" not in first[2] and first[2].get("engraved_from") in ("lilypond", "musescore"):
+    if (
+        "window" not in first[2]
+        and first[2].get("engraved_from") in ("lilypond", "musescore")
+        and not _packed(Path(shard).parent)
+    ):
         whole = list(items)
         ends: dict[str, int] = {}
         for _, _, meta in whole:

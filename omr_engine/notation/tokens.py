@@ -128,8 +128,8 @@ def without_ties_off_the_end(tokens: list[str]) -> list[str]:
 
     A tie from the last note of a voice in a line's last measure leads to a measure the
     line does not hold. Where the music goes on in the next system, the engraver prints
-    half an arc to the staff's end; where it stops (an excerpt cut out of a piece, or a
-    page the rest of which is elsewhere) Verovio, LilyPond and MuseScore print nothing.
+    half an arc to the staff's end; where the engraving stops (an excerpt cut out of a
+    piece and engraved on its own) Verovio, LilyPond and MuseScore print nothing.
     This is the line as printed in the second case: each voice's last event in the last
     measure, a note or a chord, loses its ties."""
     ends = [k for k, t in enumerate(tokens) if t.startswith("<barline")]
@@ -144,12 +144,12 @@ def without_ties_off_the_end(tokens: list[str]) -> list[str]:
     drop: set[int] = set()
     event = None  # where the current voice's last event starts
     for k in range(start, last_end + 1):
-        token = tokens[k] if k < last_end else STAFF
-        if token in (STAFF, VOICE) or k == last_end:
+        token = tokens[k] if k < last_end else STAFF  # the line's end closes the last voice
+        if token in (STAFF, VOICE):
             if event is not None and tokens[event].startswith("<note"):
                 drop |= {j for j in range(event, k) if tokens[j] == TIE}
             event = None
-        elif token.startswith(("<note", "<rest", "<mrest")) and tokens[k - 1] not in (CHORD,):
+        elif token.startswith(("<note", "<rest", "<mrest")) and (k == 0 or tokens[k - 1] != CHORD):
             event = k
     return [t for k, t in enumerate(tokens) if k not in drop]
 

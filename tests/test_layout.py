@@ -696,6 +696,30 @@ def test_a_staff_crop_reaches_past_its_margin_for_a_note_high_on_ledger_lines() 
     assert staff_crop(image, layout, 0, 1, margin_spaces=3.5, reach_spaces=8.0).box[1] == note_top
 
 
+def test_a_top_staff_crop_reaches_up_for_a_volta_bracket_and_no_other_line() -> None:
+    image, layout = _two_staves_with_a_high_note(ledgers=0)
+    plain = staff_crop(image, layout, 0, 0, margin_spaces=3.5, reach_spaces=6.0)
+    assert plain.box[1] == 65  # 3.5 spaces over the top line: nothing else to reach for
+    # a first ending's bracket 5 spaces over the staff: a line with a hook down 1.5 spaces
+    # from its left end and the ending's number under it
+    volta = image.copy()
+    volta[50:52, 120:300] = 0
+    volta[50:65, 120:122] = 0
+    cv2.putText(volta, "1", (126, 64), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 0, 1)
+    reached = staff_crop(volta, layout, 0, 0, margin_spaces=3.5, reach_spaces=6.0)
+    assert reached.box[1] == 49  # the bracket's line and a row of paper over it
+    x0 = int(reached.box[0])
+    assert (reached.image[1:3, 130 - x0 : 290 - x0] < 128).all()
+    # the staff below never takes it (engravers draw the bracket over the top staff only)
+    assert staff_crop(volta, layout, 0, 1, 3.5, reach_spaces=6.0).box[1] > 200
+    # a tuplet's bracket, whose hooks are short, and a long line with no hook are left out
+    for hook in (7, 0):
+        other = image.copy()
+        other[50:52, 120:300] = 0
+        other[50 : 50 + hook, 120:122] = 0
+        assert staff_crop(other, layout, 0, 0, 3.5, reach_spaces=6.0).box[1] == 65
+
+
 def test_crop_refuses_an_image_that_was_not_analysed(
     cases: dict[str, Case], layouts: dict[str, PageLayout]
 ) -> None:

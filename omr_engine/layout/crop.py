@@ -38,6 +38,9 @@ _LINE_WIDTH = 0.1  # staff spaces: a drawn-in staff line's thickness
 _REACH_GAP = 1.2  # staff spaces: gaps up to this between pieces of ink (ledger lines) are bridged
 _REACH_NEAR = 0.5  # staff spaces: the reach stops this far short of another staff's lines
 _THROUGH = 0.75  # share of the room above or below a staff that a barline's column inks
+_VOLTA_LENGTH = 3.0  # staff spaces: the shortest line taken for a volta bracket
+_VOLTA_HOOK = 1.2  # staff spaces: how far its left hook at least runs down (a tuplet's: 0.6-0.8)
+_VOLTA_HIGHEST = 7.0  # staff spaces over the staff's top line: the furthest it is looked for
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,12 +203,13 @@ def _crop(
         )
         pixels = _cut(image, layout, outer)
         staff = _staff(_system(layout, system_index).staves, staff_index)
+        line_ys = [y - outer[1] for y in staff.line_ys]
         top, bottom = _ink_reach(
-            pixels,
-            [y - outer[1] for y in staff.line_ys],
-            staff.space,
-            (box[1] - outer[1], box[3] - outer[1]),
+            pixels, line_ys, staff.space, (box[1] - outer[1], box[3] - outer[1])
         )
+        if staff_index == 0:  # engravers draw a volta bracket over a system's top staff
+            bracket = _volta_bracket(pixels[: int(min(line_ys))], staff.space)
+            top = min(top, bracket) if bracket is not None else top
         pixels = pixels[top:bottom]
         box = (outer[0], outer[1] + top, outer[2], outer[1] + bottom)
     else:
@@ -348,6 +352,37 @@ def _ink_reach(
     ink_top = int(stats[staff, cv2.CC_STAT_TOP].min())
     ink_bottom = int((stats[staff, cv2.CC_STAT_TOP] + stats[staff, cv2.CC_STAT_HEIGHT]).max())
     return min(top, ink_top), max(bottom, ink_bottom)
+
+
+def _volta_bracket(room: np.ndarray, space: float) -> int | None:
+    """The row just above a volta bracket in ``room`` (the paper over a system's top
+    staff), or None where there is none.
+
+    A volta bracket is a thin line at least ``_VOLTA_LENGTH`` spaces long, held two to
+    seven spaces over the staff, with a hook down from its left end and the ending's
+    number under it. It is ink of its own, never joined to the staff, so
+    :func:`_ink_reach` leaves it out, and without it the model cannot read the ending
+    (on 500 generated systems, 59 of 78 volta tokens were missed, against 2 of 28 on the
+    training-style crops that keep all the ink over the staff)."""
+    if room.shape[0] < 3 or room.shape[1] < 3:
+        return None
+    gray = room if room.ndim == 2 else cv2.cvtColor(room, cv2.COLOR_RGB2GRAY)
+    _, ink = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    if not ink.any():
+        return None
+    length = max(5, round(_VOLTA_LENGTH * space))
+    lines = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
+    hook = max(2, round(_VOLTA_HOOK * space))
+    found = None
+    for x, y, _, h, _ in stats[1:count]:
+        if h > max(2, 0.4 * space) or room.shape[0] - (y + h) > _VOLTA_HIGHEST * space:
+            continue  # a thick beam or a slab, or too high to be this staff's
+        below = ink[y + h : y + h + hook, max(0, x - 1) : x + max(2, round(0.4 * space))]
+        if below.shape[0] < hook or (below.max(axis=1) > 0).mean() < 0.9:
+            continue  # no hook down from its left end
+        found = y if found is None else min(found, y)
+    return None if found is None else max(0, int(found) - 1)
 
 
 def _draw_lost_lines(

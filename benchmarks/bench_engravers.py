@@ -98,7 +98,6 @@ def read_row(pipeline, page: Page, excerpt: Path, ids: TokenIds, musicdiff: bool
     from omr_engine.pipeline import transcribe
 
     ref = without_ties_off_the_end(score_to_tokens(read_score(excerpt)[0]))
-    reference = tokens_to_score(ref)
     start = time.perf_counter()
     result = transcribe([page], pipeline)
     ms = (time.perf_counter() - start) * 1000.0
@@ -129,7 +128,7 @@ def read_row(pipeline, page: Page, excerpt: Path, ids: TokenIds, musicdiff: bool
     if musicdiff:
         from omr_engine.notation.compare import compare_scores
 
-        row["omr_ned"] = compare_scores(reference, exported).omr_ned
+        row["omr_ned"] = compare_scores(tokens_to_score(ref), exported).omr_ned
     return row
 
 

@@ -308,6 +308,12 @@ def _cut(image: np.ndarray, layout: PageLayout, box: Box) -> np.ndarray:
     )
 
 
+def _ink_mask(pixels: np.ndarray) -> np.ndarray:
+    """Ink as 255 and paper as 0, split at Otsu's threshold of ``pixels``."""
+    gray = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+    return cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[1]
+
+
 def _ink_reach(
     pixels: np.ndarray, line_ys: list[float], space: float, rows: tuple[float, float]
 ) -> tuple[int, int]:
@@ -321,8 +327,7 @@ def _ink_reach(
     to the staff lines give the reach."""
     h = pixels.shape[0]
     top, bottom = max(0, int(rows[0])), min(h, int(math.ceil(rows[1])))
-    gray = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
-    _, ink = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    ink = _ink_mask(pixels)
     first, last = int(round(min(line_ys))), int(round(max(line_ys)))
     for lo, hi in ((0, first), (last + 1, h)):
         if hi - lo > 2:
@@ -366,8 +371,7 @@ def _volta_bracket(room: np.ndarray, space: float) -> int | None:
     training-style crops that keep all the ink over the staff)."""
     if room.shape[0] < 3 or room.shape[1] < 3:
         return None
-    gray = room if room.ndim == 2 else cv2.cvtColor(room, cv2.COLOR_RGB2GRAY)
-    _, ink = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    ink = _ink_mask(room)
     if not ink.any():
         return None
     length = max(5, round(_VOLTA_LENGTH * space))

@@ -10,6 +10,7 @@ import pytest
 from music21 import corpus, stream
 from music21.musicxml.m21ToXml import GeneralObjectExporter
 
+from omr_engine.notation.tokens import tokens_to_score
 from omr_engine.synth.engrave import (
     FONTS,
     EngravedPage,
@@ -19,6 +20,7 @@ from omr_engine.synth.engrave import (
     staff_crops,
     system_crops,
 )
+from omr_engine.synth.examples import score_mei
 
 PIECES = {
     "chorale": ("bach/bwv66.6", None),  # four staves, pickup measure, fermatas
@@ -211,3 +213,29 @@ def test_sampled_styles_draw_round_breves_about_half_the_time():
     rng = np.random.default_rng(4)
     rounds = [sample_style(rng).round_breves for _ in range(200)]
     assert 70 < sum(rounds) < 130
+
+
+def test_a_volta_bracket_that_runs_over_a_line_break_stays_in_every_crop():
+    """Verovio boxes every segment of such a bracket where its last segment is; the crops
+    follow the drawn lines instead, so no system loses the bracket its tokens name."""
+    bar = "<note:C5-16th> <note:D5-16th> <note:E5-16th> <note:F5-16th> " * 4 + "<barline> "
+    text = "<clef:G2> <key:0> <time:4/4> " + bar + ("<volta:1> " + bar) * 8 + "<volta:2> " + bar
+    score = tokens_to_score(text.split())
+    pages = engrave(score_mei(score), EngraveStyle(font="Leipzig", scale=55))
+    crops = [(c, p) for p in pages for c in system_crops(p)] + [
+        (c, p) for p in pages for c in staff_crops(p)
+    ]
+    checked = 0
+    for crop, _ in crops:
+        boxes = [
+            b
+            for i, b in zip(crop.measure_indices, crop.measure_boxes, strict=True)
+            if score.measures[i].volta
+        ]
+        if not boxes:
+            continue
+        span = (int(boxes[0].x0) + 4, int(boxes[-1].x1) - 4)
+        above = crop.image[: int(crop.measure_boxes[0].y0) - 2, span[0] : span[1]] < 220
+        assert above.mean(axis=1).max() > 0.9, crop.measure_indices
+        checked += 1
+    assert checked >= 4  # the bracket spans two systems or more, each cut two ways

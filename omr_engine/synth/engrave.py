@@ -10,7 +10,9 @@ All geometry is read from Verovio's own SVG, never guessed from pixels:
 - what belongs to a staff (notes, ledger lines, stems, lyrics, dynamics...) comes from the
   ``<rect>`` boxes that the ``svgBoundingBoxes`` option adds to every element. Verovio 6.4
   leaves the box of a ``measure`` empty and makes a staff's box just its lines, which is
-  why the measure and staff extents are taken from the line paths instead.
+  why the measure and staff extents are taken from the line paths instead. It also gives
+  every segment of a volta bracket that runs over several systems the box of its last
+  segment, so a bracket's extent is taken from its drawn lines (``_bracket_boxes``).
 
 The SVG is rasterized onto white paper by MuPDF (default, fast) or resvg; see
 ``rasterize``. Text set in a SMuFL font (a metronome mark's note) is not drawn: neither
@@ -417,6 +419,21 @@ def _rects(el: ET.Element) -> Iterator[Box]:
             yield Box(x, y, x + w, y + h)
 
 
+def _bracket_boxes(ending: ET.Element) -> Iterator[Box]:
+    """The lines of a volta bracket segment (``ending`` group), each as a box in SVG units,
+    and the baseline of its number, which hangs inside the hook."""
+    for p in ending.iter(_PATH):
+        m = _LINE_PATH_RE.match(p.get("d", ""))
+        if m is None:
+            continue
+        x0, y0, x1, y1 = (float(v) for v in m.groups())
+        half = float(p.get("stroke-width", 0)) / 2
+        yield Box(min(x0, x1) - half, min(y0, y1) - half, max(x0, x1) + half, max(y0, y1) + half)
+    for t in ending.iter(_SVG_NS + "text"):
+        x, y = float(t.get("x", 0)), float(t.get("y", 0))
+        yield Box(x, y - 1, x + 1, y)
+
+
 def _staff_lines(staff: ET.Element) -> tuple[float, float, float, float, float, int] | None:
     """(x0, x1, top y, bottom y, stroke width, line count) of a staff's lines in one
     measure."""
@@ -448,6 +465,7 @@ class _RawSystem:
     content: dict[int, list[Box]] = field(default_factory=dict)  # staff @n -> drawn boxes
     loose: list[Box] = field(default_factory=list)  # drawn outside any staff group
     spanning: list[Box] = field(default_factory=list)  # over several staves
+    brackets: list[Box] = field(default_factory=list)  # volta brackets, over a staff
     measures: list[tuple[str, float, float]] = field(default_factory=list)  # @n, x0, x1
     spaces: list[float] = field(default_factory=list)  # line distances seen, in pixels
 
@@ -499,6 +517,13 @@ def _parse_systems(
             centre = (r.y0 + r.y1) / 2
             owner, n, _ = min(staves, key=lambda t: abs((t[2].y0 + t[2].y1) / 2 - centre))
             owner.content[n].append(r)
+        # A volta bracket is drawn over the top staff of its system, which may be the next
+        # system's when the bracket runs on past a line break; between systems set close
+        # together it can sit nearer the staff above, so it goes to the first staff below.
+        for r in raw.brackets:
+            below = [t for t in staves if (t[2].y0 + t[2].y1) / 2 > r.y1]
+            owner, n, _ = min(below or staves, key=lambda t: abs(t[2].y0 + t[2].y1 - 2 * r.y1))
+            owner.content[n].append(r)
 
     systems = []
     index = first_index
@@ -530,6 +555,9 @@ def _parse_system(system_el: ET.Element, to_px: Callable[[Box], Box]) -> _RawSys
     raw = _RawSystem()
     for child in system_el:
         if child.tag != _G or "bounding-box" in _classes(child):
+            continue
+        if "ending" in _classes(child):
+            raw.brackets.extend(to_px(r) for r in _bracket_boxes(child))
             continue
         if "measure" not in _classes(child):
             raw.loose.extend(to_px(r) for r in _rects(child))

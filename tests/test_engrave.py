@@ -222,11 +222,9 @@ def test_a_volta_bracket_that_runs_over_a_line_break_stays_in_every_crop():
     text = "<clef:G2> <key:0> <time:4/4> " + bar + ("<volta:1> " + bar) * 8 + "<volta:2> " + bar
     score = tokens_to_score(text.split())
     pages = engrave(score_mei(score), EngraveStyle(font="Leipzig", scale=55))
-    crops = [(c, p) for p in pages for c in system_crops(p)] + [
-        (c, p) for p in pages for c in staff_crops(p)
-    ]
+    crops = [c for p in pages for c in (*system_crops(p), *staff_crops(p))]
     checked = 0
-    for crop, _ in crops:
+    for crop in crops:
         boxes = [
             b
             for i, b in zip(crop.measure_indices, crop.measure_boxes, strict=True)

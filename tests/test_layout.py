@@ -563,6 +563,46 @@ def test_staves_whose_faint_lines_sink_into_noisy_paper_are_found() -> None:
     assert layout.systems[0].measure_boxes[0][2] > 0.95 * image.shape[1]
 
 
+def test_staves_whose_grey_lines_blur_thickened_like_text_are_kept_as_music() -> None:
+    # A heavily degraded 3-staff system from the synthetic validation set (motion blur,
+    # pale ink): averaged along the rows its lines are as thick as rows of text, so the
+    # page was taken for text and nothing was read. Barlines and stems run through each
+    # staff from its top line to its bottom one, as no letter does.
+    image = cv2.imread(str(Path(__file__).parent / "fixtures" / "blurred_grey_staves.png"), 0)
+    layout = analyze_page(image)
+    assert len(layout.staves) == 3
+    assert all(9 < s.space < 10 for s in layout.staves)
+    assert [len(s.staves) for s in layout.systems] == [3]
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    ["ledger_lines_above_bass_staff.png", "stacked_beams_above_staff.png"],
+    ids=["ledger lines", "64th beams"],
+)
+def test_evenly_stacked_ledger_lines_or_beams_are_not_a_staff(fixture: str) -> None:
+    # Clean piano systems from the validation set: a run of notes three ledger lines
+    # above the bass staff, and a 64th note's four beams above the treble staff, lie
+    # about evenly a (smaller) space apart and were read as a third, short staff.
+    image = cv2.imread(str(Path(__file__).parent / "fixtures" / fixture), 0)
+    layout = analyze_page(image)
+    assert [len(s.staves) for s in layout.systems] == [2]
+    assert all(s.x1 - s.x0 > 0.9 * image.shape[1] for s in layout.staves)
+
+
+def test_a_staff_with_a_tuplet_bracket_one_space_below_it_is_no_ruled_paper() -> None:
+    # A clean 3-staff system from the validation set: a beam hides the lowest staff's
+    # middle line for half its length, and a sextuplet's bracket runs a staff space below
+    # its bottom line. The even spacing seemed to go on past five lines, and the staff
+    # was dropped as ruled paper; the bracket is under half as long as the staff's lines.
+    image = cv2.imread(
+        str(Path(__file__).parent / "fixtures" / "tuplet_bracket_below_staff.png"), 0
+    )
+    layout = analyze_page(image)
+    assert len(layout.staves) == 3
+    assert layout.staves[2].top == pytest.approx(268, abs=2)
+
+
 @pytest.mark.parametrize(
     "image",
     [np.zeros((100, 100, 3), np.uint8), np.zeros((100, 100), np.float32)],

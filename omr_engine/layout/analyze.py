@@ -10,7 +10,7 @@ import numpy as np
 from .ink import StaffMetrics, binarize, estimate_staff_metrics, flatten_background
 from .lost_lines import find_lost_staves
 from .skew import estimate_skew, estimate_skew_from_stems, rotate
-from .staves import extend_faint, find_staves, line_mask, thick_line_share
+from .staves import crossing_strokes, extend_faint, find_staves, line_mask, thick_line_share
 from .structures import Box, NoStavesError, PageLayout, Staff, System, rotation_matrix
 from .systems import build_system, group_staves, join_split_systems
 
@@ -26,6 +26,9 @@ _FAINT = 2.0  # staff spaces a row is averaged over to find faint staff lines
 _FAINT_TALL = 0.33  # staff spaces: a faint line averaged along its row is no taller
 _FAINT_TEXT = 0.45  # ... where more than this share of each staff's lines is, it is text
 _TEXT = 0.57  # a page is text when the lines of each staff found are more than this share letters
+_CROSSINGS = 2  # strokes through a staff (barlines, stems) that show it is no rows of text
+_STRAY_SIZE = 0.12  # how far from the whole staves' space a short staff's may be
+_STRAY_SHORT = 0.5  # of the whole staves' length, below which a staff may be a stray
 
 
 def analyze_page(image: np.ndarray) -> PageLayout:
@@ -137,7 +140,7 @@ def _find_staves(
     if not staves and lost:
         # The run lengths measured something else; the bumps measured the staff space.
         metrics = StaffMetrics(metrics.line_thickness, float(np.median([s.space for s in lost])))
-    staves = _unite(staves, [*dashed, *lost])
+    staves = _drop_strays(_unite(staves, [*dashed, *lost]), width)
     if _rows_of_text(image, threshold, skew, factor, ink, metrics, staves):
         staves = []
     if not lined and measured and factor == 1:
@@ -175,10 +178,15 @@ def _find_faint_staves(
     # Averaged along the rows, each row of text is a band as tall as its small letters,
     # about 0.4 of the leading that the staff search took for a staff space; a staff line
     # stays as thin as it was (a third of a space at most, but where notes stand).
-    thickness = smooth_metrics.line_thickness
-    if all(thick_line_share(smooth_ink, s, thickness, _FAINT_TALL) > _FAINT_TEXT for s in staves):
-        return None
+    # A blurred page thickens its lines as much: strokes through a staff tell it is music.
     ink, _ = binarize(rotate(image, -skew) if skew else image, threshold)
+    thickness = smooth_metrics.line_thickness
+    if all(
+        thick_line_share(smooth_ink, s, thickness, _FAINT_TALL) > _FAINT_TEXT
+        and crossing_strokes(ink, s) < _CROSSINGS
+        for s in staves
+    ):
+        return None
     metrics = StaffMetrics(metrics.line_thickness, float(np.median([s.space for s in staves])))
     return ink, metrics, skew, line_mask(ink, metrics), staves
 
@@ -274,6 +282,23 @@ def _unite(lined: list[Staff], others: list[Staff]) -> list[Staff]:
         if all(length(staff) >= (_LONGER if s in lined else 1.0) * length(s) for s in clash):
             out = [s for s in out if s not in clash] + [staff]
     return sorted(out, key=lambda s: s.top)
+
+
+def _drop_strays(staves: list[Staff], width: float) -> list[Staff]:
+    """The staves without those that are beams or ledger lines stacked evenly (64th-note
+    beams, a run of notes three ledger lines high): a staff shorter than ``_STRAY_SHORT``
+    of the staves that run the print's width, and spaced more than ``_STRAY_SIZE``
+    unlike them. (A cue-sized ossia goes with them: the model reads no ossia.)"""
+    whole = [s for s in staves if s.x1 - s.x0 >= _WHOLE * width]
+    if not whole:
+        return staves
+    space = float(np.median([s.space for s in whole]))
+    length = float(np.median([s.x1 - s.x0 for s in whole]))
+    return [
+        s
+        for s in staves
+        if s.x1 - s.x0 >= _STRAY_SHORT * length or abs(s.space / space - 1.0) <= _STRAY_SIZE
+    ]
 
 
 def _scaled_system(system: System, f: int) -> System:

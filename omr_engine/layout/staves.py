@@ -24,7 +24,7 @@ import numpy as np
 from .ink import StaffMetrics
 from .structures import Staff
 
-__all__ = ["extend_faint", "find_staves", "line_mask", "thick_line_share"]
+__all__ = ["crossing_strokes", "extend_faint", "find_staves", "line_mask", "thick_line_share"]
 
 _LINES = 5
 _MIN_STAFF_LENGTH = 6.0  # staff spaces
@@ -35,6 +35,9 @@ _FAINT_WINDOW = 2.0  # staff spaces: the stretch over which a faint line's grey 
 _FAINT_SHARE = 0.3  # of the lines' darkness along the found staff that a faint line keeps
 _FAINT_LEVELS = 8.0  # grey levels a faint line is darker than the paper between, at least
 _FAINT_BRIDGE = 2  # windows in a row that may fail where the staff goes on (a clef, a chord)
+_RULED = 0.5  # of a staff's weakest line, as long as a line one gap beyond may be: ruled paper
+_EVEN = 0.3  # how far from their median four of a staff's five line lengths are, at most
+_CROSSED = 0.9  # share of a staff's height a stroke must cover to cross it (barlines, stems)
 
 
 def line_mask(
@@ -192,7 +195,7 @@ def _match_staves(
     """
     if ys.size < _LINES - 1:
         return []
-    proposals: list[tuple[float, list[float]]] = []
+    proposals: list[tuple[list[float], list[float]]] = []
     for i, top in enumerate(ys.tolist()):
         lo = np.searchsorted(ys, top + 0.55 * space)
         hi = np.searchsorted(ys, top + 1.45 * space, side="right")
@@ -200,9 +203,9 @@ def _match_staves(
             found = _follow(ys, strength, length, i, j)
             if found is not None:
                 proposals.append(found)
-    proposals.sort(key=lambda p: -p[0])
+    proposals.sort(key=lambda p: -min(p[0]))
     accepted: list[list[float]] = []
-    for score, lines in proposals:
+    for strengths, lines in proposals:
         if any(
             lines[0] <= a[-1] + 0.5 * space and lines[-1] >= a[0] - 0.5 * space for a in accepted
         ):
@@ -211,7 +214,9 @@ def _match_staves(
         beyond = (np.abs(ys - (lines[0] - gap)) <= _tolerance(gap)) | (
             np.abs(ys - (lines[-1] + gap)) <= _tolerance(gap)
         )
-        if (strength[beyond] >= 0.5 * score).any():
+        if (strength[beyond] >= _RULED * min(strengths)).any() and not _short_beyond(
+            strengths, strength[beyond]
+        ):
             continue
         accepted.append(lines)
     return sorted(accepted)
@@ -219,9 +224,9 @@ def _match_staves(
 
 def _follow(
     ys: np.ndarray, strength: np.ndarray, length: np.ndarray, i: int, j: int
-) -> tuple[float, list[float]] | None:
-    """Extends the peaks ``i`` and ``j`` to five evenly spaced lines: the weakest line's
-    strength and the five positions, or None."""
+) -> tuple[list[float], list[float]] | None:
+    """Extends the peaks ``i`` and ``j`` to five evenly spaced lines: their strengths and
+    positions, or None."""
     lines = [float(ys[i]), float(ys[j])]
     strengths = [float(strength[i]), float(strength[j])]
     gap = lines[1] - lines[0]
@@ -244,7 +249,17 @@ def _follow(
             lines.append(expected)
             strengths.append(weak)
         gap = (lines[-1] - lines[0]) / k  # refined, so errors do not add up along the staff
-    return min(strengths), lines
+    return strengths, lines
+
+
+def _short_beyond(strengths: list[float], beyond: np.ndarray) -> bool:
+    """Whether the lines one gap beyond a staff (``beyond``, their strengths) are too short
+    to continue a ruling: four of its five lines are about as long as their median (a
+    beam may hide part of the fifth) and those beyond are under half that (a tuplet
+    bracket, a volta). Ruled paper's lines are all as long."""
+    median = float(np.median(strengths))
+    even = sum(abs(v - median) <= _EVEN * median for v in strengths) >= _LINES - 1
+    return even and bool((beyond < 0.5 * median).all())
 
 
 def _tolerance(gap: float) -> float:
@@ -411,3 +426,23 @@ def thick_line_share(
     if inked.sum() == 0:
         return 1.0
     return float(1.0 - good.sum() / inked.sum())
+
+
+def crossing_strokes(ink: np.ndarray, staff: Staff) -> int:
+    """How many vertical strokes (barlines, long stems) run through ``staff`` from its top
+    line to its bottom one, or within ``_CROSSED`` of that: separate groups of columns of
+    ``ink`` inked so far. Music has them in every measure; five rows of text, whose
+    letters are a leading tall, have none, however blurred their strokes are."""
+    h, w = ink.shape
+    x0, x1 = max(0, int(staff.x0)), min(w, int(staff.x1) + 1)
+    y0, y1 = max(0, round(staff.top)), min(h, round(staff.bottom) + 1)
+    if x1 - x0 < 1 or y1 - y0 < 2:
+        return 0
+    band = (ink[y0:y1, x0:x1] > 0).astype(np.uint8)
+    # the longest vertical run of ink in each column, from the run lengths down the band
+    run = np.zeros(x1 - x0, np.int32)
+    longest = np.zeros(x1 - x0, np.int32)
+    for row in band:
+        run = (run + 1) * row
+        np.maximum(longest, run, out=longest)
+    return len(_runs(longest >= _CROSSED * (y1 - y0)))

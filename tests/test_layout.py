@@ -590,17 +590,24 @@ def test_evenly_stacked_ledger_lines_or_beams_are_not_a_staff(fixture: str) -> N
     assert all(s.x1 - s.x0 > 0.9 * image.shape[1] for s in layout.staves)
 
 
-def test_a_staff_with_a_tuplet_bracket_one_space_below_it_is_no_ruled_paper() -> None:
-    # A clean 3-staff system from the validation set: a beam hides the lowest staff's
-    # middle line for half its length, and a sextuplet's bracket runs a staff space below
-    # its bottom line. The even spacing seemed to go on past five lines, and the staff
-    # was dropped as ruled paper; the bracket is under half as long as the staff's lines.
-    image = cv2.imread(
-        str(Path(__file__).parent / "fixtures" / "tuplet_bracket_below_staff.png"), 0
-    )
+@pytest.mark.parametrize(
+    ("fixture", "staves", "top"),
+    [("tuplet_bracket_below_staff.png", 3, 268), ("tie_below_staff.png", 4, 376)],
+    ids=["tuplet bracket", "tie"],
+)
+def test_a_staff_with_a_line_one_space_below_it_is_no_ruled_paper(
+    fixture: str, staves: int, top: int
+) -> None:
+    # Systems from the validation set whose third staff has a line one staff space below
+    # its bottom one: a sextuplet's bracket (clean; a beam also hides the staff's middle
+    # line for half its length), and a breve's tie running the staff's length (degraded).
+    # The even spacing seemed to go on past five lines, and the staff was dropped as
+    # ruled paper; the ruling stops at that one line, on one side.
+    image = cv2.imread(str(Path(__file__).parent / "fixtures" / fixture), 0)
     layout = analyze_page(image)
-    assert len(layout.staves) == 3
-    assert layout.staves[2].top == pytest.approx(268, abs=2)
+    assert len(layout.staves) == staves
+    assert any(s.top == pytest.approx(top, abs=3) for s in layout.staves)
+    assert all(s.x1 - s.x0 > 0.9 * image.shape[1] for s in layout.staves)
 
 
 @pytest.mark.parametrize(

@@ -204,19 +204,14 @@ def _match_staves(
             if found is not None:
                 proposals.append(found)
     proposals.sort(key=lambda p: -min(p[0]))
+    longest = max((float(np.median(p[0])) for p in proposals), default=0.0)
     accepted: list[list[float]] = []
     for strengths, lines in proposals:
         if any(
             lines[0] <= a[-1] + 0.5 * space and lines[-1] >= a[0] - 0.5 * space for a in accepted
         ):
             continue
-        gap = (lines[-1] - lines[0]) / (_LINES - 1)
-        beyond = (np.abs(ys - (lines[0] - gap)) <= _tolerance(gap)) | (
-            np.abs(ys - (lines[-1] + gap)) <= _tolerance(gap)
-        )
-        if (strength[beyond] >= _RULED * min(strengths)).any() and not _short_beyond(
-            strengths, strength[beyond]
-        ):
+        if _ruled(ys, strength, strengths, lines, longest):
             continue
         accepted.append(lines)
     return sorted(accepted)
@@ -252,14 +247,43 @@ def _follow(
     return strengths, lines
 
 
-def _short_beyond(strengths: list[float], beyond: np.ndarray) -> bool:
-    """Whether the lines one gap beyond a staff (``beyond``, their strengths) are too short
-    to continue a ruling: four of its five lines are about as long as their median (a
-    beam may hide part of the fifth) and those beyond are under half that (a tuplet
-    bracket, a volta). Ruled paper's lines are all as long."""
+def _ruled(
+    ys: np.ndarray,
+    strength: np.ndarray,
+    strengths: list[float],
+    lines: list[float],
+    longest: float,
+) -> bool:
+    """Whether the five ``lines`` (of the given ``strengths``) are part of a ruling: the
+    peaks ``ys`` (of ``strength``) go on one gap beyond them with a line ``_RULED`` as long
+    as their weakest. Not when the five are long (their median half the ``longest`` of any
+    five on the page at least) and even (four as long as their median, within ``_EVEN``:
+    a beam may hide part of the fifth), and what lies beyond is short (under half that
+    median: a tuplet bracket, a volta) or a lone line (on one side only and nothing a gap
+    further: a tie, a bracket). Ruled paper's lines are all as long, and go on; a row of
+    triplet brackets stacked on each other is short beside the page's staves."""
+    gap = (lines[-1] - lines[0]) / (_LINES - 1)
+    tol = _tolerance(gap)
+
+    def at(y: float) -> float:
+        near = np.abs(ys - y) <= tol
+        return float(strength[near].max()) if near.any() else 0.0
+
+    floor = _RULED * min(strengths)
+    above, below = at(lines[0] - gap), at(lines[-1] + gap)
+    if max(above, below) < floor:
+        return False
     median = float(np.median(strengths))
-    even = sum(abs(v - median) <= _EVEN * median for v in strengths) >= _LINES - 1
-    return even and bool((beyond < 0.5 * median).all())
+    if median < 0.5 * longest:
+        return True
+    if sum(abs(v - median) <= _EVEN * median for v in strengths) < _LINES - 1:
+        return True
+    if max(above, below) < 0.5 * median:
+        return False
+    if above >= floor and below >= floor:
+        return True
+    further = at(lines[0] - 2 * gap) if above >= floor else at(lines[-1] + 2 * gap)
+    return further >= floor
 
 
 def _tolerance(gap: float) -> float:

@@ -610,6 +610,17 @@ def test_a_staff_with_a_line_one_space_below_it_is_no_ruled_paper(
     assert all(s.x1 - s.x0 > 0.9 * image.shape[1] for s in layout.staves)
 
 
+def test_staves_that_barlines_join_are_one_system_however_unlike_their_starts() -> None:
+    # A degraded piano system from the validation set: the treble staff's clef and time
+    # signature drown its first lines, so it is found from 3 spaces further right than
+    # the bass staff. Taken for two systems, each staff lost its barlines (they ran on
+    # into the other staff) and was read alone; three barlines join them.
+    image = cv2.imread(str(Path(__file__).parent / "fixtures" / "grand_staff_found_late.png"), 0)
+    layout = analyze_page(image)
+    assert [len(s.staves) for s in layout.systems] == [2]
+    assert len(layout.systems[0].measure_boxes) == 3
+
+
 @pytest.mark.parametrize(
     "image",
     [np.zeros((100, 100, 3), np.uint8), np.zeros((100, 100), np.float32)],

@@ -24,7 +24,14 @@ import numpy as np
 from .ink import StaffMetrics
 from .structures import Staff
 
-__all__ = ["crossing_strokes", "extend_faint", "find_staves", "line_mask", "thick_line_share"]
+__all__ = [
+    "crossing_strokes",
+    "extend_faint",
+    "find_staves",
+    "line_mask",
+    "thick_line_share",
+    "upright_strokes",
+]
 
 _LINES = 5
 _MIN_STAFF_LENGTH = 6.0  # staff spaces
@@ -457,16 +464,24 @@ def crossing_strokes(ink: np.ndarray, staff: Staff) -> int:
     line to its bottom one, or within ``_CROSSED`` of that: separate groups of columns of
     ``ink`` inked so far. Music has them in every measure; five rows of text, whose
     letters are a leading tall, have none, however blurred their strokes are."""
+    return upright_strokes(ink, (staff.x0, staff.top, staff.x1, staff.bottom), _CROSSED)
+
+
+def upright_strokes(ink: np.ndarray, box: tuple[float, float, float, float], reach: float) -> int:
+    """How many separate groups of columns of ``ink`` within ``box`` (x0, y0, x1, y1) hold
+    an unbroken vertical run of ink ``reach`` of the box's height long, a pixel's lean
+    allowed (each column taken with its neighbours)."""
     h, w = ink.shape
-    x0, x1 = max(0, int(staff.x0)), min(w, int(staff.x1) + 1)
-    y0, y1 = max(0, round(staff.top)), min(h, round(staff.bottom) + 1)
+    x0, x1 = max(0, int(box[0])), min(w, int(box[2]) + 1)
+    y0, y1 = max(0, round(box[1])), min(h, round(box[3]) + 1)
     if x1 - x0 < 1 or y1 - y0 < 2:
         return 0
     band = (ink[y0:y1, x0:x1] > 0).astype(np.uint8)
+    band = cv2.dilate(band, np.ones((1, 3), np.uint8))
     # the longest vertical run of ink in each column, from the run lengths down the band
     run = np.zeros(x1 - x0, np.int32)
     longest = np.zeros(x1 - x0, np.int32)
     for row in band:
         run = (run + 1) * row
         np.maximum(longest, run, out=longest)
-    return len(_runs(longest >= _CROSSED * (y1 - y0)))
+    return len(_runs(longest >= reach * (y1 - y0)))

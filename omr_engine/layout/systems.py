@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from .ink import StaffMetrics
-from .staves import line_mask
+from .staves import line_mask, upright_strokes
 from .structures import Box, Staff, System
 
 __all__ = ["build_system", "group_staves", "join_split_systems", "merge_systems"]
@@ -52,6 +52,7 @@ _THIN = 0.4  # staff spaces: a slur crossing a barline is no thicker than this
 _GAP = 0.4  # staff spaces: a stroke broken by faded ink for this long is one stroke
 _QUIET = 0.05  # share of ink beside a break in a stroke that bridging it allows
 _DASH = 0.5  # staff spaces: a thin piece this long on a staff line's rows is part of the line
+_JOINING = 2  # barlines that join two staves into a system however unlike their starts
 
 
 def group_staves(ink: np.ndarray, staves: list[Staff], metrics: StaffMetrics) -> list[list[Staff]]:
@@ -69,8 +70,10 @@ def _connected(ink: np.ndarray, upper: Staff, lower: Staff, metrics: StaffMetric
     space = metrics.space
     # Staves of one system start together; a wide offset means two systems side by side
     # or one below an indented other (the first system of a piece is indented as a whole).
+    # Unless barlines join them: a staff found only in part (its clef and first notes
+    # drowned its faint lines) starts late.
     if abs(upper.x0 - lower.x0) > 3 * space:
-        return False
+        return _barlines_join(ink, upper, lower, metrics.line_thickness)
     h, w = ink.shape
     x_lo = max(0, int(min(upper.x0, lower.x0) - _BRACE_REACH * space))
     x_hi = min(w, int(min(upper.x1, lower.x1)) + 1)
@@ -97,6 +100,15 @@ def _connected(ink: np.ndarray, upper: Staff, lower: Staff, metrics: StaffMetric
         return False
     wobble = column[:, :-2] | column[:, 1:-1] | column[:, 2:]  # a line a pixel off plumb
     return bool(wobble.mean(axis=0).max() >= _OPENING_LINE)
+
+
+def _barlines_join(ink: np.ndarray, upper: Staff, lower: Staff, thickness: float) -> bool:
+    """Whether ``_JOINING`` strokes of ink or more run unbroken across the gap from
+    ``upper``'s bottom line to ``lower``'s top one where both staves are found: barlines
+    through a system. Stems and ledger lines do not bridge the gap between systems so."""
+    r = thickness / 2 + 1
+    box = (max(upper.x0, lower.x0), upper.bottom + r, min(upper.x1, lower.x1), lower.top - r)
+    return box[3] - box[1] >= 2 and upright_strokes(ink, box, 1.0) >= _JOINING
 
 
 def join_split_systems(

@@ -754,6 +754,30 @@ def test_a_staff_crop_reaches_past_its_margin_for_a_note_high_on_ledger_lines() 
     assert staff_crop(image, layout, 0, 1, margin_spaces=3.5, reach_spaces=8.0).box[1] == note_top
 
 
+def test_a_lone_staff_crop_reaches_down_its_long_stems_to_their_beams() -> None:
+    # A one-staff system: three notes under the staff with stems down to three beams
+    # (64th notes) 4-5.5 spaces below the bottom line. The stems run through most of the
+    # room below, as a barline on its way to the next staff does; but no staff of the
+    # system lies below, so they are stems, and the crop takes in their beams.
+    from omr_engine.layout.structures import Staff, System
+
+    image = np.full((300, 600), 255, np.uint8)
+    ys = tuple(float(100 + 10 * k) for k in range(5))
+    for y in ys:
+        image[int(y) : int(y) + 2, 50:550] = 0
+    staff = Staff(ys[0], ys[-1], ys, 50.0, 550.0, 10.0)
+    for x in (200, 240, 280):
+        cv2.ellipse(image, (x - 6, 145), (7, 5), -20, 0, 360, 0, -1)
+        image[145:196, x : x + 2] = 0
+    for y in (180, 186, 192):
+        image[y : y + 4, 200:282] = 0
+    system = System([staff], (50.0, 100.0, 550.0, 141.0), [], [(50.0, 100.0, 550.0, 141.0)])
+    layout = PageLayout([system], 0.0, 10.0, 2.0, image.shape, [staff])
+    crop = staff_crop(image, layout, 0, 0, margin_spaces=3.5, reach_spaces=6.0)
+    assert crop.box[3] == 196  # the lowest beam and no more
+    assert (crop.image[-3:, 210 - int(crop.box[0])] < 128).all()
+
+
 def test_a_top_staff_crop_reaches_up_for_a_volta_bracket_and_no_other_line() -> None:
     image, layout = _two_staves_with_a_high_note(ledgers=0)
     plain = staff_crop(image, layout, 0, 0, margin_spaces=3.5, reach_spaces=6.0)

@@ -202,10 +202,15 @@ def _crop(
             layout, system_index, staff_index, reach_spaces, side_margin_spaces, clip_to_neighbours
         )
         pixels = _cut(image, layout, outer)
-        staff = _staff(_system(layout, system_index).staves, staff_index)
+        staves = _system(layout, system_index).staves
+        staff = _staff(staves, staff_index)
         line_ys = [y - outer[1] for y in staff.line_ys]
         top, bottom = _ink_reach(
-            pixels, line_ys, staff.space, (box[1] - outer[1], box[3] - outer[1])
+            pixels,
+            line_ys,
+            staff.space,
+            (box[1] - outer[1], box[3] - outer[1]),
+            (staff_index > 0, staff_index < len(staves) - 1),
         )
         if staff_index == 0:  # engravers draw a volta bracket over a system's top staff
             bracket = _volta_bracket(pixels[: int(min(line_ys))], staff.space)
@@ -315,13 +320,19 @@ def _ink_mask(pixels: np.ndarray) -> np.ndarray:
 
 
 def _ink_reach(
-    pixels: np.ndarray, line_ys: list[float], space: float, rows: tuple[float, float]
+    pixels: np.ndarray,
+    line_ys: list[float],
+    space: float,
+    rows: tuple[float, float],
+    joined: tuple[bool, bool] = (True, True),
 ) -> tuple[int, int]:
     """The rows [top, bottom) of ``pixels`` (a staff cut with room to spare) that hold the
     margin ``rows`` and all the ink that hangs together with the staff's lines
-    (``line_ys``, in these pixels). Strokes that run through the room above or below the
-    staff (inking ``_THROUGH`` of it, as a barline worn into dashes still does) are
-    barlines or braces on their way to the next staff and are left out;
+    (``line_ys``, in these pixels). Where the system has a staff above or below
+    (``joined``), strokes that run through the room on that side (inking ``_THROUGH`` of
+    it, as a barline worn into dashes still does) are barlines or braces on their way to
+    that staff and are left out; beyond the system's outer staves no barline runs, and
+    such a stroke is a stem down to its beams (64th notes under ledger lines);
     the rest is joined across gaps of up to ``_REACH_GAP`` spaces (the space between one
     ledger line and the next, or a slur and the notes under it), and the pieces joined
     to the staff lines give the reach."""
@@ -329,8 +340,8 @@ def _ink_reach(
     top, bottom = max(0, int(rows[0])), min(h, int(math.ceil(rows[1])))
     ink = _ink_mask(pixels)
     first, last = int(round(min(line_ys))), int(round(max(line_ys)))
-    for lo, hi in ((0, first), (last + 1, h)):
-        if hi - lo > 2:
+    for (lo, hi), side in zip(((0, first), (last + 1, h)), joined, strict=True):
+        if side and hi - lo > 2:
             # a column inked down most of the room, the columns beside it included (a
             # barline worn into dashes still inks most of it; a stem to a high note not)
             share = (ink[lo:hi] > 0).mean(axis=0)

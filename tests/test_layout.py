@@ -778,6 +778,24 @@ def test_a_lone_staff_crop_reaches_down_its_long_stems_to_their_beams() -> None:
     assert (crop.image[-3:, 210 - int(crop.box[0])] < 128).all()
 
 
+def test_a_staff_crop_reaches_up_its_stems_to_beams_near_the_staff_above() -> None:
+    # Two notes on the lower staff of a grand staff with stems up to two beams 10 spaces
+    # over it, 2 spaces under the upper staff. The stems run through most of the room
+    # between the staves, as the barline does; the barline goes on through the upper
+    # staff and the stems stop at their beams, so the lower crop reaches the beams and the
+    # barline still pulls neither crop.
+    image, layout = _two_staves_with_a_high_note(ledgers=0)
+    for x in (400, 430):
+        cv2.ellipse(image, (x - 6, 260), (7, 5), -20, 0, 360, 0, -1)
+        image[160:259, x : x + 2] = 0
+    for y in (160, 168):
+        image[y : y + 4, 400:432] = 0
+    assert staff_crop(image, layout, 0, 1, 3.5, reach_spaces=6.0).box[1] == 200  # 6 spaces
+    assert staff_crop(image, layout, 0, 1, 3.5, reach_spaces=11.0).box[1] == 160
+    upper = staff_crop(image, layout, 0, 0, margin_spaces=3.5, reach_spaces=11.0)
+    assert upper.box[3] == staff_crop(image, layout, 0, 0, margin_spaces=3.5).box[3]
+
+
 def test_a_top_staff_crop_reaches_up_for_a_volta_bracket_and_no_other_line() -> None:
     image, layout = _two_staves_with_a_high_note(ledgers=0)
     plain = staff_crop(image, layout, 0, 0, margin_spaces=3.5, reach_spaces=6.0)

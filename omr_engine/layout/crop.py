@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .staves import upright_columns
 from .structures import Box, PageLayout, Staff, System, rotation_matrix
 
 __all__ = [
@@ -38,6 +39,7 @@ _LINE_WIDTH = 0.1  # staff spaces: a drawn-in staff line's thickness
 _REACH_GAP = 1.2  # staff spaces: gaps up to this between pieces of ink (ledger lines) are bridged
 _REACH_NEAR = 0.5  # staff spaces: the reach stops this far short of another staff's lines
 _THROUGH = 0.75  # share of the room above or below a staff that a barline's column inks
+_CROSSING = 0.9  # share of a staff's height a barline's column inks where it crosses it
 _VOLTA_LENGTH = 3.0  # staff spaces: the shortest line taken for a volta bracket
 _VOLTA_HOOK = 1.2  # staff spaces: how far its left hook at least runs down (a tuplet's: 0.6-0.8)
 _VOLTA_HIGHEST = 7.0  # staff spaces over the staff's top line: the furthest it is looked for
@@ -205,12 +207,19 @@ def _crop(
         staves = _system(layout, system_index).staves
         staff = _staff(staves, staff_index)
         line_ys = [y - outer[1] for y in staff.line_ys]
+        sides = [staves[staff_index - 1] if staff_index > 0 else None]
+        sides.append(staves[staff_index + 1] if staff_index < len(staves) - 1 else None)
         top, bottom = _ink_reach(
             pixels,
             line_ys,
             staff.space,
             (box[1] - outer[1], box[3] - outer[1]),
-            (staff_index > 0, staff_index < len(staves) - 1),
+            tuple(
+                None
+                if s is None
+                else _crossing(image, layout, (outer[0], s.top, outer[2], s.bottom))
+                for s in sides
+            ),
         )
         if staff_index == 0:  # engravers draw a volta bracket over a system's top staff
             bracket = _volta_bracket(pixels[: int(min(line_ys))], staff.space)
@@ -324,15 +333,17 @@ def _ink_reach(
     line_ys: list[float],
     space: float,
     rows: tuple[float, float],
-    joined: tuple[bool, bool] = (True, True),
+    joined: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> tuple[int, int]:
     """The rows [top, bottom) of ``pixels`` (a staff cut with room to spare) that hold the
     margin ``rows`` and all the ink that hangs together with the staff's lines
-    (``line_ys``, in these pixels). Where the system has a staff above or below
-    (``joined``), strokes that run through the room on that side (inking ``_THROUGH`` of
-    it, as a barline worn into dashes still does) are barlines or braces on their way to
-    that staff and are left out; beyond the system's outer staves no barline runs, and
-    such a stroke is a stem down to its beams (64th notes under ledger lines);
+    (``line_ys``, in these pixels). Where the system has a staff above or below,
+    ``joined`` marks for that side the columns of ``pixels`` whose ink crosses that staff
+    (:func:`_crossing`): strokes there that run through the room on that side (inking
+    ``_THROUGH`` of it, as a barline worn into dashes still does) are barlines on their
+    way to that staff, and are left out. A stem up or down to its beams in the room
+    stops short of the other staff, and beyond the system's outer staves no barline
+    runs at all (64th notes under ledger lines hang their beams far out);
     the rest is joined across gaps of up to ``_REACH_GAP`` spaces (the space between one
     ledger line and the next, or a slur and the notes under it), and the pieces joined
     to the staff lines give the reach."""
@@ -340,12 +351,13 @@ def _ink_reach(
     top, bottom = max(0, int(rows[0])), min(h, int(math.ceil(rows[1])))
     ink = _ink_mask(pixels)
     first, last = int(round(min(line_ys))), int(round(max(line_ys)))
-    for (lo, hi), side in zip(((0, first), (last + 1, h)), joined, strict=True):
-        if side and hi - lo > 2:
+    for (lo, hi), crossing in zip(((0, first), (last + 1, h)), joined, strict=True):
+        if crossing is not None and hi - lo > 2:
             # a column inked down most of the room, the columns beside it included (a
-            # barline worn into dashes still inks most of it; a stem to a high note not)
+            # barline worn into dashes still inks most of it; a stem to a high note not),
+            # that goes on through the other staff
             share = (ink[lo:hi] > 0).mean(axis=0)
-            through = share >= _THROUGH
+            through = (share >= _THROUGH) & crossing
             through[1:] |= through[:-1].copy()
             through[:-1] |= through[1:].copy()
             ink[lo:hi, through] = 0
@@ -368,6 +380,15 @@ def _ink_reach(
     ink_top = int(stats[staff, cv2.CC_STAT_TOP].min())
     ink_bottom = int((stats[staff, cv2.CC_STAT_TOP] + stats[staff, cv2.CC_STAT_HEIGHT]).max())
     return min(top, ink_top), max(bottom, ink_bottom)
+
+
+def _crossing(image: np.ndarray, layout: PageLayout, band: Box) -> np.ndarray:
+    """For each column of the layout region ``band`` (a staff's lines, top to bottom),
+    whether a stroke crosses it from its top line to its bottom one, within
+    ``_CROSSING``: a barline."""
+    pixels = _cut(image, layout, (band[0], math.floor(band[1]), band[2], math.ceil(band[3]) + 1))
+    ink = _ink_mask(pixels)
+    return upright_columns(ink, (0, 0, ink.shape[1] - 1, ink.shape[0] - 1), _CROSSING)
 
 
 def _volta_bracket(room: np.ndarray, space: float) -> int | None:

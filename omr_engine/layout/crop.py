@@ -206,19 +206,14 @@ def _crop(
         staves = _system(layout, system_index).staves
         staff = _staff(staves, staff_index)
         line_ys = [y - outer[1] for y in staff.line_ys]
-        sides = [staves[staff_index - 1] if staff_index > 0 else None]
-        sides.append(staves[staff_index + 1] if staff_index < len(staves) - 1 else None)
+        above = staves[staff_index - 1] if staff_index > 0 else None
+        below = staves[staff_index + 1] if staff_index + 1 < len(staves) else None
+        joined = tuple(
+            None if s is None else _crossing(image, layout, (outer[0], s.top, outer[2], s.bottom))
+            for s in (above, below)
+        )
         top, bottom = _ink_reach(
-            pixels,
-            line_ys,
-            staff.space,
-            (box[1] - outer[1], box[3] - outer[1]),
-            tuple(
-                None
-                if s is None
-                else _crossing(image, layout, (outer[0], s.top, outer[2], s.bottom))
-                for s in sides
-            ),
+            pixels, line_ys, staff.space, (box[1] - outer[1], box[3] - outer[1]), joined
         )
         if staff_index == 0:  # engravers draw a volta bracket over a system's top staff
             bracket = _volta_bracket(pixels[: int(min(line_ys))], staff.space)

@@ -30,7 +30,6 @@ __all__ = [
     "find_staves",
     "line_mask",
     "thick_line_share",
-    "upright_columns",
     "upright_strokes",
 ]
 
@@ -469,21 +468,14 @@ def crossing_strokes(ink: np.ndarray, staff: Staff) -> int:
 
 
 def upright_strokes(ink: np.ndarray, box: tuple[float, float, float, float], reach: float) -> int:
-    """How many separate groups of :func:`upright_columns` there are."""
-    return len(_runs(upright_columns(ink, box, reach)))
-
-
-def upright_columns(
-    ink: np.ndarray, box: tuple[float, float, float, float], reach: float
-) -> np.ndarray:
-    """For each column of ``ink`` within ``box`` (x0, y0, x1, y1), whether it holds an
-    unbroken vertical run of ink ``reach`` of the box's height long, a pixel's lean
-    allowed (each column taken with its neighbours)."""
+    """How many separate groups of columns of ``ink`` within ``box`` (x0, y0, x1, y1)
+    hold an unbroken vertical run of ink ``reach`` of the box's height long, a pixel's
+    lean allowed (each column taken with its neighbours)."""
     h, w = ink.shape
     x0, x1 = max(0, int(box[0])), min(w, int(box[2]) + 1)
     y0, y1 = max(0, round(box[1])), min(h, round(box[3]) + 1)
     if x1 - x0 < 1 or y1 - y0 < 2:
-        return np.zeros(max(0, x1 - x0), bool)
+        return 0
     band = (ink[y0:y1, x0:x1] > 0).astype(np.uint8)
     band = cv2.dilate(band, np.ones((1, 3), np.uint8))
     # the longest vertical run of ink in each column, from the run lengths down the band
@@ -492,4 +484,4 @@ def upright_columns(
     for row in band:
         run = (run + 1) * row
         np.maximum(longest, run, out=longest)
-    return longest >= reach * (y1 - y0)
+    return len(_runs(longest >= reach * (y1 - y0)))
